@@ -1,0 +1,7 @@
+import type { Migration } from 'kysely';
+import * as m0001 from './0001_core.js';
+
+/** Every migration, in order. Add new ones here (no file system scanning: works when bundled). */
+export const migrations: Record<string, Migration> = {
+  '0001_core': m0001,
+};

@@ -1,0 +1,187 @@
+/**
+ * The Kysely `DB` interface: one entry per table, column types as the drivers return them.
+ *
+ * - Timestamps are epoch milliseconds (`bigint` columns; the PostgreSQL pool parses int8 to numbers).
+ * - Booleans are `BoolColumn`: PostgreSQL returns `boolean`, SQLite returns `0 | 1`. Write real
+ *   booleans (the SQLite dialect converts them to 0/1); read them through `toBool()`.
+ * - JSON columns are text: write with `toJson()`, read with `fromJson()` (src/db/dialects/index.ts).
+ */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** Read as boolean (PostgreSQL) or 0/1 (SQLite); written as boolean. */
+export type BoolColumn = ColumnType<boolean | number, boolean, boolean>;
+/** JSON text. */
+export type JsonColumn = string;
+/** An auto-increment bigint primary key (read as number). */
+export type AutoId = Generated<number>;
+
+export type Role = 'USER' | 'SUPERUSER';
+export type Availability = 'AVAILABLE' | 'BUSY' | 'AWAY' | 'DND' | 'OFFLINE';
+export type DeviceKind = 'MOBILE' | 'DESKPHONE' | 'SOFTPHONE';
+export type AcdGroupType = 'ACD' | 'ACD_LIGHT' | 'ATTENDANT';
+export type GrantLevel = 'ORGANIZATION' | 'USER_GROUP' | 'USER';
+export type TicketKind = 'USER' | 'SYSTEM';
+
+export interface SystemAdminsTable {
+  id: AutoId;
+  username: string;
+  password_hash: string;
+  created_at: number;
+}
+
+export interface OrganizationsTable {
+  id: AutoId;
+  domain: string;
+  name: string;
+  number_plan: JsonColumn;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface UsersTable {
+  id: AutoId;
+  organization_id: number;
+  user_id: string;
+  role: Role;
+  first_name: string;
+  last_name: string;
+  email: string | null;
+  password_hash: string | null;
+  language: string | null;
+  title: string | null;
+  department: string | null;
+  extension: string | null;
+  availability: ColumnType<Availability, Availability | undefined, Availability>;
+  availability_message: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface UserGroupsTable {
+  id: AutoId;
+  organization_id: number;
+  name: string;
+  roles: JsonColumn;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface UserGroupMembersTable {
+  group_id: number;
+  user_id: number;
+  organization_id: number;
+}
+
+export interface NumbersTable {
+  number: string;
+  organization_id: number;
+  user_id: number | null;
+  acd_group_id: number | null;
+  created_at: number;
+}
+
+export interface DevicesTable {
+  id: AutoId;
+  organization_id: number;
+  user_id: number;
+  kind: DeviceKind;
+  device_key: string;
+  name: string;
+  icon: ColumnType<string, string | undefined, string>;
+  sip_username: string | null;
+  ha1_md5: string | null;
+  ha1_sha256: string | null;
+  number: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AcdGroupsTable {
+  id: AutoId;
+  organization_id: number;
+  name: string;
+  type: AcdGroupType;
+  distribution_type: string;
+  night_mode: BoolColumn;
+  number: string | null;
+  queue_timeout_seconds: number;
+  overflow_destination: string | null;
+  allow_using_function_number: BoolColumn;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AcdAgentsTable {
+  group_id: number;
+  user_id: number;
+  organization_id: number;
+  skill_level: number;
+  logged_in: BoolColumn;
+  logged_in_at: number | null;
+}
+
+export interface ExternalApiGrantsTable {
+  organization_id: number;
+  level: GrantLevel;
+  target_id: number;
+  api: string;
+}
+
+export interface TicketsTable {
+  id: AutoId;
+  kind: TicketKind;
+  organization_id: number | null;
+  user_id: number | null;
+  name: string;
+  scopes: JsonColumn;
+  organizations: JsonColumn | null;
+  secret_hash: string;
+  signing_secret_enc: string | null;
+  platform: string | null;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface EventsTable {
+  seq: AutoId;
+  organization_id: number | null;
+  type: string;
+  time: number;
+  user_id: number | null;
+  group_id: number | null;
+  data: JsonColumn;
+}
+
+export interface AuditLogTable {
+  id: AutoId;
+  organization_id: number | null;
+  actor: string;
+  action: string;
+  entity: string;
+  entity_id: string;
+  data: JsonColumn;
+  at: number;
+}
+
+export interface DB {
+  system_admins: SystemAdminsTable;
+  organizations: OrganizationsTable;
+  users: UsersTable;
+  user_groups: UserGroupsTable;
+  user_group_members: UserGroupMembersTable;
+  numbers: NumbersTable;
+  devices: DevicesTable;
+  acd_groups: AcdGroupsTable;
+  acd_agents: AcdAgentsTable;
+  external_api_grants: ExternalApiGrantsTable;
+  tickets: TicketsTable;
+  events: EventsTable;
+  audit_log: AuditLogTable;
+}
+
+export type Row<T extends keyof DB> = Selectable<DB[T]>;
+export type NewRow<T extends keyof DB> = Insertable<DB[T]>;
+export type RowUpdate<T extends keyof DB> = Updateable<DB[T]>;
