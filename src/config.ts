@@ -1,0 +1,152 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+
+/** Everything the server reads from its environment, validated once at start. */
+export interface Config {
+  httpHost: string;
+  httpPort: number;
+  databaseUrl: string;
+  dataDir: string;
+  /** Server key for HMAC of ticket secrets; 32+ bytes. */
+  secretKey: Buffer;
+  logLevel: LogLevel;
+  /** Set on first start to create the `admin` system administrator with this password. */
+  adminPassword: string | undefined;
+  /** Body limits in bytes. */
+  bodyLimit: number;
+  xmlBodyLimit: number;
+  /** Whether the deprecated legacy password token (`t=D...`) is accepted on the ticket API. */
+  legacyPasswordTokens: boolean;
+  /** Longest lifetime a ticket may be given, in days. */
+  ticketMaxDays: number;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Reads and validates the configuration. Every problem is reported at once, each naming the
+ * variable, the bad value and what is expected. `loadSecretKey` is separate because it may write
+ * a file; this function has no side effects.
+ */
+export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & { secretKeyHex?: string } {
+  const problems: string[] = [];
+  const str = (name: string, fallback: string): string => {
+    const v = env[name];
+    return v === undefined || v === '' ? fallback : v;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name}=${JSON.stringify(raw)} is not a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return Number(raw);
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (raw === 'true') return true;
+    if (raw === 'false') return false;
+    problems.push(`${name}=${JSON.stringify(raw)} must be true or false`);
+    return fallback;
+  };
+
+  const dataDir = resolve(str('ONECLOUD_DATA_DIR', './data'));
+  const httpHost = str('ONECLOUD_HTTP_HOST', '127.0.0.1');
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(httpHost)) {
+    problems.push(`ONECLOUD_HTTP_HOST=${JSON.stringify(httpHost)} is not a host name or IP address`);
+  }
+  const httpPort = int('ONECLOUD_HTTP_PORT', 8080, 0, 65535);
+
+  let databaseUrl = str('ONECLOUD_DATABASE_URL', `sqlite:${join(dataDir, 'onecloud.db')}`);
+  if (databaseUrl.startsWith('sqlite:')) {
+    const path = databaseUrl.slice('sqlite:'.length);
+    if (path === '')
+      problems.push('ONECLOUD_DATABASE_URL=sqlite: needs a file path, e.g. sqlite:./data/onecloud.db');
+    else if (path !== ':memory:' && !isAbsolute(path)) databaseUrl = `sqlite:${resolve(path)}`;
+  } else if (!/^postgres(ql)?:\/\/.+/.test(databaseUrl)) {
+    problems.push(
+      `ONECLOUD_DATABASE_URL=${JSON.stringify(redactUrl(databaseUrl))} must be sqlite:<path> or postgres://user:password@host:port/database`,
+    );
+  }
+
+  const logLevel = str('ONECLOUD_LOG_LEVEL', 'info');
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    problems.push(`ONECLOUD_LOG_LEVEL=${JSON.stringify(logLevel)} must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  const secretKeyHex = env.ONECLOUD_SECRET_KEY;
+  if (secretKeyHex !== undefined && secretKeyHex !== '' && !/^[0-9a-fA-F]{64,}$/.test(secretKeyHex)) {
+    problems.push(
+      'ONECLOUD_SECRET_KEY must be at least 64 hex digits (32 bytes); generate one with `openssl rand -hex 32`',
+    );
+  }
+
+  const adminPassword = env.ONECLOUD_ADMIN_PASSWORD;
+  if (adminPassword !== undefined && adminPassword !== '' && adminPassword.length < 8) {
+    problems.push('ONECLOUD_ADMIN_PASSWORD must be at least 8 characters');
+  }
+
+  const bodyLimit = int('ONECLOUD_BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024);
+  const xmlBodyLimit = int('ONECLOUD_XML_BODY_LIMIT', 256 * 1024, 1024, 16 * 1024 * 1024);
+  const legacyPasswordTokens = bool('ONECLOUD_LEGACY_PASSWORD_TOKENS', true);
+  const ticketMaxDays = int('ONECLOUD_TICKET_MAX_DAYS', 3650, 1, 36500);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    httpHost,
+    httpPort,
+    databaseUrl,
+    dataDir,
+    logLevel: logLevel as LogLevel,
+    adminPassword: adminPassword === '' ? undefined : adminPassword,
+    bodyLimit,
+    xmlBodyLimit,
+    legacyPasswordTokens,
+    ticketMaxDays,
+    ...(secretKeyHex ? { secretKeyHex } : {}),
+  };
+}
+
+/**
+ * The server key: from ONECLOUD_SECRET_KEY, else from `<dataDir>/secret.key`, else generated
+ * there (mode 0600) on first start.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const { secretKeyHex, ...rest } = readConfig(env);
+  let secretKey: Buffer;
+  if (secretKeyHex) {
+    secretKey = Buffer.from(secretKeyHex, 'hex');
+  } else {
+    const file = join(rest.dataDir, 'secret.key');
+    if (existsSync(file)) {
+      const hex = readFileSync(file, 'utf8').trim();
+      if (!/^[0-9a-fA-F]{64,}$/.test(hex))
+        throw new ConfigError([`${file} does not hold a hex key of 32+ bytes`]);
+      secretKey = Buffer.from(hex, 'hex');
+    } else {
+      mkdirSync(rest.dataDir, { recursive: true });
+      secretKey = randomBytes(32);
+      writeFileSync(file, secretKey.toString('hex') + '\n', { mode: 0o600 });
+      chmodSync(file, 0o600);
+    }
+  }
+  return { ...rest, secretKey };
+}
+
+/** Hides the password of a database URL for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(\w+:\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}
