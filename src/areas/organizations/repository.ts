@@ -1,0 +1,131 @@
+import type { Kysely, Selectable } from 'kysely';
+import { pageLimit, toPage, mapConflict, type Page, type PageRequest } from '../../db/common.js';
+import { fromJson, toJson } from '../../db/dialects/index.js';
+import type { DB, OrganizationsTable } from '../../db/schema.js';
+import { NotFoundError } from '../../errors.js';
+
+/** A short-number rule: a dialled number starting with `prefix` gets it replaced by `replace`. */
+export interface NumberPlanRule {
+  prefix: string;
+  replace: string;
+}
+
+export interface Organization {
+  id: number;
+  domain: string;
+  name: string;
+  numberPlan: NumberPlanRule[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewOrganization {
+  domain: string;
+  name: string;
+  numberPlan?: NumberPlanRule[];
+}
+
+export interface OrganizationPatch {
+  name?: string;
+  numberPlan?: NumberPlanRule[];
+}
+
+function toOrganization(r: Selectable<OrganizationsTable>): Organization {
+  return {
+    id: r.id,
+    domain: r.domain,
+    name: r.name,
+    numberPlan: fromJson<NumberPlanRule[]>(r.number_plan, []),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** Organizations are the tenants: this repository is the one that is not scoped by one. */
+export class OrganizationRepository {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  async create(input: NewOrganization, now = Date.now()): Promise<Organization> {
+    const domain = input.domain.trim().toLowerCase();
+    const row = await mapConflict(
+      this.db,
+      () =>
+        this.db
+          .insertInto('organizations')
+          .values({
+            domain,
+            name: input.name,
+            number_plan: toJson(input.numberPlan ?? []),
+            created_at: now,
+            updated_at: now,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow(),
+      () => `organization "${domain}" already exists`,
+    );
+    return toOrganization(row);
+  }
+
+  async getById(id: number): Promise<Organization | undefined> {
+    const r = await this.db.selectFrom('organizations').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toOrganization(r);
+  }
+
+  /** Domains are matched case-insensitively (stored in lower case). */
+  async getByDomain(domain: string): Promise<Organization | undefined> {
+    const r = await this.db
+      .selectFrom('organizations')
+      .selectAll()
+      .where('domain', '=', domain.trim().toLowerCase())
+      .executeTakeFirst();
+    return r && toOrganization(r);
+  }
+
+  async requireByDomain(domain: string): Promise<Organization> {
+    const org = await this.getByDomain(domain);
+    if (!org) throw new NotFoundError(`organization "${domain}" not found`);
+    return org;
+  }
+
+  /** Ordered by id; `after` is the last id of the previous page. */
+  async list(page: PageRequest = {}): Promise<Page<Organization>> {
+    const limit = pageLimit(page.limit);
+    let q = this.db
+      .selectFrom('organizations')
+      .selectAll()
+      .orderBy('id')
+      .limit(limit + 1);
+    if (page.after != null) q = q.where('id', '>', page.after);
+    return toPage(await q.execute(), limit, toOrganization, (r) => r.id);
+  }
+
+  async update(id: number, patch: OrganizationPatch, now = Date.now()): Promise<Organization> {
+    const r = await this.db
+      .updateTable('organizations')
+      .set({
+        updated_at: now,
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.numberPlan !== undefined ? { number_plan: toJson(patch.numberPlan) } : {}),
+      })
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirst();
+    if (!r) throw new NotFoundError(`organization ${id} not found`);
+    return toOrganization(r);
+  }
+
+  /** Deletes the organization and, by cascade, everything in it. False if there was none. */
+  async delete(id: number): Promise<boolean> {
+    const r = await this.db.deleteFrom('organizations').where('id', '=', id).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async countUsers(id: number): Promise<number> {
+    const r = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('organization_id', '=', id)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+}

@@ -1,0 +1,271 @@
+import type { Kysely, Selectable } from 'kysely';
+import { mapConflict, pageLimit, toPage, type Page, type PageRequest } from '../../db/common.js';
+import { escapeLike, fromJson, helpersFor } from '../../db/dialects/index.js';
+import type { Availability, DB, Role, UsersTable } from '../../db/schema.js';
+import { NotFoundError } from '../../errors.js';
+
+export type { Availability, Role } from '../../db/schema.js';
+
+export interface User {
+  id: number;
+  organizationId: number;
+  /** The user id inside its domain (case-sensitive), e.g. `aki.huolman`. */
+  userId: string;
+  role: Role;
+  firstName: string;
+  lastName: string;
+  email: string | null;
+  language: string | null;
+  title: string | null;
+  department: string | null;
+  extension: string | null;
+  availability: Availability;
+  availabilityMessage: string | null;
+  hasPassword: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewUser {
+  userId: string;
+  role?: Role;
+  firstName?: string;
+  lastName?: string;
+  email?: string | null;
+  /** Already hashed (src/security/passwords.ts). */
+  passwordHash?: string | null;
+  language?: string | null;
+  title?: string | null;
+  department?: string | null;
+  extension?: string | null;
+  availability?: Availability;
+  availabilityMessage?: string | null;
+}
+
+export type UserPatch = Partial<Omit<NewUser, 'userId' | 'passwordHash'>>;
+
+export interface UserGroupRef {
+  id: number;
+  name: string;
+  roles: string[];
+}
+
+function toUser(r: Selectable<UsersTable>): User {
+  return {
+    id: r.id,
+    organizationId: r.organization_id,
+    userId: r.user_id,
+    role: r.role,
+    firstName: r.first_name,
+    lastName: r.last_name,
+    email: r.email,
+    language: r.language,
+    title: r.title,
+    department: r.department,
+    extension: r.extension,
+    availability: r.availability,
+    availabilityMessage: r.availability_message,
+    hasPassword: r.password_hash !== null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function conflictMessage(input: { userId?: string; extension?: string | null }) {
+  return (columns: string[]): string =>
+    columns.includes('extension')
+      ? `extension "${input.extension ?? ''}" is already used in this organization`
+      : `user "${input.userId ?? ''}" already exists in this organization`;
+}
+
+export class UserRepository {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  async create(organizationId: number, input: NewUser, now = Date.now()): Promise<User> {
+    const row = await mapConflict(
+      this.db,
+      () =>
+        this.db
+          .insertInto('users')
+          .values({
+            organization_id: organizationId,
+            user_id: input.userId,
+            role: input.role ?? 'USER',
+            first_name: input.firstName ?? '',
+            last_name: input.lastName ?? '',
+            email: input.email ?? null,
+            password_hash: input.passwordHash ?? null,
+            language: input.language ?? null,
+            title: input.title ?? null,
+            department: input.department ?? null,
+            extension: input.extension ?? null,
+            availability: input.availability ?? 'AVAILABLE',
+            availability_message: input.availabilityMessage ?? null,
+            created_at: now,
+            updated_at: now,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow(),
+      conflictMessage(input),
+    );
+    return toUser(row);
+  }
+
+  /** By user id within the organization (case-sensitive). */
+  async get(organizationId: number, userId: string): Promise<User | undefined> {
+    const r = await this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return r && toUser(r);
+  }
+
+  async require(organizationId: number, userId: string): Promise<User> {
+    const u = await this.get(organizationId, userId);
+    if (!u) throw new NotFoundError(`user "${userId}" not found`);
+    return u;
+  }
+
+  async getById(organizationId: number, id: number): Promise<User | undefined> {
+    const r = await this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return r && toUser(r);
+  }
+
+  /** The stored password hash (null: no password set), for login checks only. */
+  async getPasswordHash(organizationId: number, userId: string): Promise<string | null | undefined> {
+    const r = await this.db
+      .selectFrom('users')
+      .select('password_hash')
+      .where('organization_id', '=', organizationId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return r ? r.password_hash : undefined;
+  }
+
+  /** Ordered by id; `after` is the last id of the previous page. */
+  async list(organizationId: number, page: PageRequest = {}): Promise<Page<User>> {
+    const limit = pageLimit(page.limit);
+    let q = this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .orderBy('id')
+      .limit(limit + 1);
+    if (page.after != null) q = q.where('id', '>', page.after);
+    return toPage(await q.execute(), limit, toUser, (r) => r.id);
+  }
+
+  /** Case-insensitive substring search in user id, names, email and extension. */
+  async search(organizationId: number, text: string, limit = 50): Promise<User[]> {
+    const h = helpersFor(this.db);
+    const pattern = `%${escapeLike(text)}%`;
+    const rows = await this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where((eb) =>
+        eb.or([
+          h.ilike('user_id', pattern),
+          h.ilike('first_name', pattern),
+          h.ilike('last_name', pattern),
+          h.ilike('email', pattern),
+          h.ilike('extension', pattern),
+        ]),
+      )
+      .orderBy('last_name')
+      .orderBy('first_name')
+      .orderBy('id')
+      .limit(pageLimit(limit))
+      .execute();
+    return rows.map(toUser);
+  }
+
+  async count(organizationId: number): Promise<number> {
+    const r = await this.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('organization_id', '=', organizationId)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async update(organizationId: number, id: number, patch: UserPatch, now = Date.now()): Promise<User> {
+    const set = {
+      updated_at: now,
+      ...(patch.role !== undefined && { role: patch.role }),
+      ...(patch.firstName !== undefined && { first_name: patch.firstName }),
+      ...(patch.lastName !== undefined && { last_name: patch.lastName }),
+      ...(patch.email !== undefined && { email: patch.email }),
+      ...(patch.language !== undefined && { language: patch.language }),
+      ...(patch.title !== undefined && { title: patch.title }),
+      ...(patch.department !== undefined && { department: patch.department }),
+      ...(patch.extension !== undefined && { extension: patch.extension }),
+      ...(patch.availability !== undefined && { availability: patch.availability }),
+      ...(patch.availabilityMessage !== undefined && { availability_message: patch.availabilityMessage }),
+    };
+    const r = await mapConflict(
+      this.db,
+      () =>
+        this.db
+          .updateTable('users')
+          .set(set)
+          .where('organization_id', '=', organizationId)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirst(),
+      conflictMessage(patch),
+    );
+    if (!r) throw new NotFoundError(`user ${id} not found`);
+    return toUser(r);
+  }
+
+  async setPassword(organizationId: number, id: number, passwordHash: string | null, now = Date.now()) {
+    const r = await this.db
+      .updateTable('users')
+      .set({ password_hash: passwordHash, updated_at: now })
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) throw new NotFoundError(`user ${id} not found`);
+  }
+
+  /**
+   * Deletes the user. Its devices, group memberships, agent rows and tickets go by cascade, its
+   * numbers are released, and its user-level External API grants (polymorphic target, no foreign
+   * key) are deleted here. False if there was no such user.
+   */
+  async delete(organizationId: number, id: number): Promise<boolean> {
+    await this.db
+      .deleteFrom('external_api_grants')
+      .where('organization_id', '=', organizationId)
+      .where('level', '=', 'USER')
+      .where('target_id', '=', id)
+      .execute();
+    const r = await this.db
+      .deleteFrom('users')
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  /** The user groups the user is a member of, by name. */
+  async groupsOf(organizationId: number, id: number): Promise<UserGroupRef[]> {
+    const rows = await this.db
+      .selectFrom('user_group_members as m')
+      .innerJoin('user_groups as g', 'g.id', 'm.group_id')
+      .select(['g.id', 'g.name', 'g.roles'])
+      .where('m.organization_id', '=', organizationId)
+      .where('m.user_id', '=', id)
+      .orderBy('g.name')
+      .execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, roles: fromJson<string[]>(r.roles, []) }));
+  }
+}
