@@ -1,0 +1,167 @@
+/**
+ * Header names: compact forms (RFC 3261 §7.3.3, §20; RFC 3515, 3891, 3892, 4028, 6665), canonical
+ * spelling of the well-known names, and which headers are comma-separated lists (§7.3.1).
+ */
+
+/** Compact form → full name (lower-case key). */
+const COMPACT: Record<string, string> = {
+  a: 'Accept-Contact',
+  b: 'Referred-By',
+  c: 'Content-Type',
+  d: 'Request-Disposition',
+  e: 'Content-Encoding',
+  f: 'From',
+  i: 'Call-ID',
+  j: 'Reject-Contact',
+  k: 'Supported',
+  l: 'Content-Length',
+  m: 'Contact',
+  n: 'Identity-Info',
+  o: 'Event',
+  r: 'Refer-To',
+  s: 'Subject',
+  t: 'To',
+  u: 'Allow-Events',
+  v: 'Via',
+  x: 'Session-Expires',
+  y: 'Identity',
+};
+
+const KNOWN = [
+  'Accept',
+  'Accept-Contact',
+  'Accept-Encoding',
+  'Accept-Language',
+  'Alert-Info',
+  'Allow',
+  'Allow-Events',
+  'Authentication-Info',
+  'Authorization',
+  'Call-ID',
+  'Call-Info',
+  'Contact',
+  'Content-Disposition',
+  'Content-Encoding',
+  'Content-Language',
+  'Content-Length',
+  'Content-Type',
+  'CSeq',
+  'Date',
+  'Error-Info',
+  'Event',
+  'Expires',
+  'From',
+  'History-Info',
+  'Identity',
+  'Identity-Info',
+  'In-Reply-To',
+  'Max-Forwards',
+  'MIME-Version',
+  'Min-Expires',
+  'Min-SE',
+  'Organization',
+  'P-Asserted-Identity',
+  'P-Preferred-Identity',
+  'Path',
+  'Priority',
+  'Privacy',
+  'Proxy-Authenticate',
+  'Proxy-Authorization',
+  'Proxy-Require',
+  'RAck',
+  'Reason',
+  'Record-Route',
+  'Refer-To',
+  'Referred-By',
+  'Reject-Contact',
+  'Replaces',
+  'Reply-To',
+  'Request-Disposition',
+  'Require',
+  'Retry-After',
+  'Route',
+  'RSeq',
+  'Server',
+  'Service-Route',
+  'Session-Expires',
+  'Subject',
+  'Subscription-State',
+  'Supported',
+  'Timestamp',
+  'To',
+  'Unsupported',
+  'User-Agent',
+  'Via',
+  'Warning',
+  'WWW-Authenticate',
+];
+
+const CANONICAL = new Map<string, string>(KNOWN.map((n) => [n.toLowerCase(), n]));
+for (const [short, full] of Object.entries(COMPACT)) CANONICAL.set(short, full);
+
+/**
+ * The name a header is stored under: the full form of a compact name and the usual spelling of a
+ * well-known one (`cseq` → `CSeq`, `v` → `Via`); any other name is kept as written. Header names
+ * compare case-insensitively (§7.3.1), so lookups go through {@link headerKey}.
+ */
+export function canonicalName(name: string): string {
+  return CANONICAL.get(name.toLowerCase()) ?? name;
+}
+
+/** Lower-cased canonical name: the key two names are compared by. */
+export function headerKey(name: string): string {
+  return canonicalName(name).toLowerCase();
+}
+
+/**
+ * Headers whose grammar is `#element` / `1#element` (§7.3.1): their values are split on commas
+ * outside quotes and angle brackets into one stored header per element. Authorization-type
+ * headers are not lists (their parameters are comma-separated) and neither are Date, Subject, ...
+ */
+const LIST_HEADERS = new Set(
+  [
+    'Accept',
+    'Accept-Contact',
+    'Accept-Encoding',
+    'Accept-Language',
+    'Alert-Info',
+    'Allow',
+    'Allow-Events',
+    'Call-Info',
+    'Contact',
+    'Content-Encoding',
+    'Content-Language',
+    'Error-Info',
+    'History-Info',
+    'In-Reply-To',
+    'P-Asserted-Identity',
+    'P-Preferred-Identity',
+    'Path',
+    'Proxy-Require',
+    'Reason',
+    'Record-Route',
+    'Reject-Contact',
+    'Require',
+    'Route',
+    'Service-Route',
+    'Supported',
+    'Unsupported',
+    'Via',
+    'Warning',
+  ].map((n) => n.toLowerCase()),
+);
+
+export function isListHeader(name: string): boolean {
+  return LIST_HEADERS.has(headerKey(name));
+}
+
+/** Headers a message may carry at most once (§7.3.1 and the grammar of each, RFC 4475 §3.3.8). */
+export const SINGLE_HEADERS = [
+  'Call-ID',
+  'CSeq',
+  'From',
+  'To',
+  'Max-Forwards',
+  'Content-Length',
+  'Content-Type',
+];

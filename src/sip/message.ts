@@ -1,0 +1,512 @@
+/**
+ * SIP messages (RFC 3261 §7): parsing from a datagram or a framed stream message, serialization,
+ * header access, building responses, and generators for branches, tags and Call-IDs.
+ *
+ * A parsed message keeps its headers as an ordered list of `{ name, value }`: names in their
+ * canonical spelling (compact forms expanded), values unfolded and trimmed, and list headers
+ * (§7.3.1: Via, Contact, Route, ...) split into one entry per element. Structured views (Via,
+ * From/To, CSeq, Contact) are parsed on demand by the typed getters; {@link parseMessage} runs them
+ * once on the headers every element relies on, so a message it returns never makes those getters
+ * throw.
+ */
+import { randomBytes } from 'node:crypto';
+import { bad, SipParseError } from './errors.js';
+import {
+  formatNameAddr,
+  formatVia,
+  isToken,
+  MAGIC_COOKIE,
+  parseBoundedInt,
+  parseCSeq,
+  parseNameAddr,
+  parseVia,
+  splitList,
+  trimLws,
+  type CSeq,
+  type NameAddr,
+  type Via,
+} from './grammar.js';
+import { canonicalName, headerKey, isListHeader, SINGLE_HEADERS } from './headers.js';
+import { formatUri, isSipUri, parseUri, type Uri } from './uri.js';
+
+export { SipParseError, type SipParseStatus } from './errors.js';
+export * from './grammar.js';
+export { canonicalName, headerKey, isListHeader } from './headers.js';
+export * from './uri.js';
+export { StreamFramer, type Frame } from './framer.js';
+
+export interface SipHeader {
+  name: string;
+  value: string;
+}
+
+interface MessageBase {
+  headers: SipHeader[];
+  body: Buffer;
+}
+
+export interface SipRequest extends MessageBase {
+  type: 'request';
+  method: string;
+  uri: Uri;
+}
+
+export interface SipResponse extends MessageBase {
+  type: 'response';
+  status: number;
+  reason: string;
+}
+
+export type SipMessage = SipRequest | SipResponse;
+
+/** Hard limits applied while parsing; exceeding one is a 513 (413 for the body alone). */
+export interface SipLimits {
+  /** Whole message, start line to end of body, in octets. */
+  maxMessageSize: number;
+  /** Number of header lines (before list splitting) and of list elements after it. */
+  maxHeaders: number;
+  /** Length of one physical header line, in characters. */
+  maxHeaderLineLength: number;
+  maxBodySize: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<SipLimits> = Object.freeze({
+  maxMessageSize: 65535,
+  maxHeaders: 256,
+  maxHeaderLineLength: 8192,
+  maxBodySize: 60000,
+});
+
+export interface ParseOptions {
+  limits?: Partial<SipLimits>;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+export function resolveLimits(limits: Partial<SipLimits> | undefined): SipLimits {
+  return { ...DEFAULT_LIMITS, ...limits };
+}
+
+/**
+ * Splits a header section (the lines after the start line, without the final empty line) into
+ * headers: undoes folding (§7.3.1: a line starting with SP/HTAB continues the previous one),
+ * allows whitespace before the colon (HCOLON, §25.1), requires token names, and expands compact
+ * names. List headers are not split here.
+ */
+export function parseHeaderLines(lines: readonly string[], limits: SipLimits): SipHeader[] {
+  const headers: SipHeader[] = [];
+  let current: SipHeader | undefined;
+  for (const line of lines) {
+    if (line.length > limits.maxHeaderLineLength) throw new SipParseError(513, 'header line too long');
+    if (line.includes('\r') || line.includes('\n')) throw bad('bare CR or LF in header section');
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      if (!current) throw bad('continuation line before the first header');
+      current.value += ' ' + trimLws(line);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon < 0) throw bad('header line without a colon');
+    const name = line.slice(0, colon).replace(/[ \t]+$/, '');
+    if (!isToken(name)) throw bad('invalid header name');
+    current = { name: canonicalName(name), value: line.slice(colon + 1) };
+    headers.push(current);
+    if (headers.length > limits.maxHeaders) throw new SipParseError(513, 'too many headers');
+  }
+  for (const h of headers) h.value = trimLws(h.value);
+  return headers;
+}
+
+const SIP_VERSION = 'SIP/2.0';
+const VERSION_RE = /^SIP\/[0-9]+\.[0-9]+$/i;
+
+function checkVersion(version: string): void {
+  if (version.toUpperCase() === SIP_VERSION) return;
+  if (VERSION_RE.test(version)) throw new SipParseError(505, `unsupported version ${version}`);
+  throw bad('invalid SIP version');
+}
+
+function parseStartLine(
+  line: string,
+): Omit<SipRequest, 'headers' | 'body'> | Omit<SipResponse, 'headers' | 'body'> {
+  if (/^SIP\//i.test(line)) {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2); the reason may be empty.
+    const sp = line.indexOf(' ');
+    if (sp < 0) throw bad('invalid status line');
+    checkVersion(line.slice(0, sp));
+    const m = /^([1-6][0-9][0-9])(?: ([^\r\n]*))?$/.exec(line.slice(sp + 1));
+    if (!m) throw bad('invalid status code');
+    return { type: 'response', status: Number(m[1]), reason: m[2] ?? '' };
+  }
+  // Request-Line = Method SP Request-URI SP SIP-Version (§7.1): exactly one SP between elements
+  // (RFC 4475 §3.1.2.8–3.1.2.10), no brackets around the URI (§3.1.2.7).
+  const parts = line.split(' ');
+  if (parts.length !== 3) throw bad('request line must be "Method SP Request-URI SP SIP-Version"');
+  const [method, uriText, version] = parts as [string, string, string];
+  if (!isToken(method)) throw bad('invalid method');
+  checkVersion(version);
+  const uri = parseUri(uriText);
+  // §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+  if (isSipUri(uri) && uri.headers.size > 0) throw bad('headers in Request-URI');
+  return { type: 'request', method, uri };
+}
+
+/**
+ * Parses one SIP message. For a datagram, `buf` is the whole datagram: octets after the declared
+ * Content-Length are ignored (RFC 4475 §3.1.1.8) and without Content-Length the body runs to the
+ * end (§18.3, RFC 2543 compatibility); a Content-Length beyond the end is a 400 (§18.3). CRLFs
+ * before the start line are skipped (§7.5). Throws {@link SipParseError} and nothing else.
+ */
+export function parseMessage(buf: Buffer, options: ParseOptions = {}): SipMessage {
+  try {
+    return parseUnchecked(buf, resolveLimits(options.limits));
+  } catch (err) {
+    if (err instanceof SipParseError) throw err;
+    // Defensive: a bug in a grammar function must still surface as a parse error.
+    throw bad(`unparseable message (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+function parseUnchecked(buf: Buffer, limits: SipLimits): SipMessage {
+  if (buf.length > limits.maxMessageSize) throw new SipParseError(513, 'message too large');
+  let start = 0;
+  while (buf[start] === 13 && buf[start + 1] === 10) start += 2;
+  const headEnd = buf.indexOf(CRLFCRLF, start);
+  if (headEnd < 0) throw bad('header section not terminated by an empty line');
+  const lines = buf.subarray(start, headEnd).toString('utf8').split('\r\n');
+  const startLine = parseStartLine(lines[0] ?? '');
+  const headers: SipHeader[] = [];
+  for (const h of parseHeaderLines(lines.slice(1), limits)) {
+    if (!isListHeader(h.name)) headers.push(h);
+    else for (const value of splitList(h.value)) headers.push({ name: h.name, value });
+  }
+  if (headers.length > limits.maxHeaders) throw new SipParseError(513, 'too many headers');
+
+  const bodyStart = headEnd + CRLFCRLF.length;
+  const available = buf.length - bodyStart;
+  const declared = contentLengthOf(headers);
+  if (declared !== undefined && declared > limits.maxBodySize) throw new SipParseError(413, 'body too large');
+  if (declared !== undefined && declared > available) throw bad('Content-Length larger than the message');
+  const length = declared ?? available;
+  if (length > limits.maxBodySize) throw new SipParseError(413, 'body too large');
+  const body = buf.subarray(bodyStart, bodyStart + length);
+
+  const msg: SipMessage = { ...startLine, headers, body };
+  validate(msg);
+  return msg;
+}
+
+/** The Content-Length value, undefined when absent; 400 when repeated or not a number (§20.14). */
+export function contentLengthOf(headers: readonly SipHeader[]): number | undefined {
+  const values = headers.filter((h) => h.name === 'Content-Length');
+  if (values.length === 0) return undefined;
+  if (values.length > 1) throw bad('more than one Content-Length');
+  return parseBoundedInt((values[0] as SipHeader).value, 0xffffffff, 'Content-Length');
+}
+
+/**
+ * Checks what every element relies on (§8.1.1, §8.2.2, §20): the mandatory headers are present,
+ * single-valued ones appear once (RFC 4475 §3.3.8), Via / From / To / CSeq / Contact / Route parse,
+ * the CSeq method matches the request method (RFC 4475 §3.1.2.17), Max-Forwards is 0–255.
+ */
+function validate(msg: SipMessage): void {
+  for (const name of ['Via', 'From', 'To', 'Call-ID', 'CSeq']) {
+    if (!hasHeader(msg, name)) throw bad(`missing ${name}`);
+  }
+  for (const name of SINGLE_HEADERS) {
+    if (getHeaders(msg, name).length > 1) throw bad(`more than one ${name}`);
+  }
+  getVias(msg);
+  getFrom(msg);
+  getTo(msg);
+  const callId = getCallId(msg);
+  if (callId === '' || /\s/.test(callId)) throw bad('invalid Call-ID');
+  const cseq = getCSeq(msg);
+  if (msg.type === 'request' && cseq.method !== msg.method) throw bad('CSeq method differs from the method');
+  getMaxForwards(msg);
+  getContacts(msg);
+  for (const name of ['Route', 'Record-Route']) for (const v of getHeaders(msg, name)) parseNameAddr(v);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header access. Names are matched case-insensitively and compact forms are accepted (§7.3.1).
+
+export function getHeaders(msg: { headers: readonly SipHeader[] }, name: string): string[] {
+  const key = headerKey(name);
+  const out: string[] = [];
+  for (const h of msg.headers) if (headerKey(h.name) === key) out.push(h.value);
+  return out;
+}
+
+/** The first value of a header, or undefined. */
+export function getHeader(msg: { headers: readonly SipHeader[] }, name: string): string | undefined {
+  const key = headerKey(name);
+  return msg.headers.find((h) => headerKey(h.name) === key)?.value;
+}
+
+export function hasHeader(msg: { headers: readonly SipHeader[] }, name: string): boolean {
+  return getHeader(msg, name) !== undefined;
+}
+
+/** Throws TypeError on a name that is not a token or a value that could inject lines. */
+function checkHeader(name: string, value: string): void {
+  if (!isToken(name)) throw new TypeError(`invalid SIP header name: ${JSON.stringify(name)}`);
+  if (/[\r\n]/.test(value)) throw new TypeError(`CR or LF in the value of SIP header ${name}`);
+}
+
+/** Replaces every value of `name` with `values` (at the position of the first one, else appended). */
+export function setHeader(
+  msg: { headers: SipHeader[] },
+  name: string,
+  values: string | readonly string[],
+): void {
+  const list = typeof values === 'string' ? [values] : values;
+  const canonical = canonicalName(name);
+  for (const v of list) checkHeader(canonical, v);
+  const key = headerKey(name);
+  const at = msg.headers.findIndex((h) => headerKey(h.name) === key);
+  const rest = msg.headers.filter((h) => headerKey(h.name) !== key);
+  const added = list.map((value) => ({ name: canonical, value }));
+  const insertAt = at < 0 ? rest.length : at;
+  rest.splice(insertAt, 0, ...added);
+  msg.headers = rest;
+}
+
+/** Adds a value; `prepend` puts it before the existing values of that header (e.g. a new top Via). */
+export function addHeader(msg: { headers: SipHeader[] }, name: string, value: string, prepend = false): void {
+  const canonical = canonicalName(name);
+  checkHeader(canonical, value);
+  const key = headerKey(name);
+  const header = { name: canonical, value };
+  if (prepend) {
+    const at = msg.headers.findIndex((h) => headerKey(h.name) === key);
+    if (at >= 0) {
+      msg.headers.splice(at, 0, header);
+      return;
+    }
+  }
+  msg.headers.push(header);
+}
+
+export function removeHeader(msg: { headers: SipHeader[] }, name: string): void {
+  const key = headerKey(name);
+  msg.headers = msg.headers.filter((h) => headerKey(h.name) !== key);
+}
+
+// Typed views. They throw SipParseError on a malformed value (never on a message parseMessage returned).
+
+function required(msg: SipMessage, name: string): string {
+  const value = getHeader(msg, name);
+  if (value === undefined) throw bad(`missing ${name}`);
+  return value;
+}
+
+export function getVias(msg: SipMessage): Via[] {
+  return getHeaders(msg, 'Via').map(parseVia);
+}
+
+export function getTopVia(msg: SipMessage): Via {
+  return parseVia(required(msg, 'Via'));
+}
+
+/** Replaces the top Via value (e.g. to add `received`/`rport`, §18.2.1). */
+export function setTopVia(msg: SipMessage, via: Via): void {
+  const key = headerKey('Via');
+  const h = msg.headers.find((x) => headerKey(x.name) === key);
+  if (!h) throw new TypeError('message has no Via');
+  h.value = formatVia(via);
+}
+
+export function getFrom(msg: SipMessage): NameAddr {
+  return parseNameAddr(required(msg, 'From'));
+}
+
+export function getTo(msg: SipMessage): NameAddr {
+  return parseNameAddr(required(msg, 'To'));
+}
+
+/** The `tag` parameter of a From/To value, unquoted tags being tokens (§19.3). */
+export function tagOf(addr: NameAddr): string | undefined {
+  return addr.params.get('tag') ?? undefined;
+}
+
+export function getCallId(msg: SipMessage): string {
+  return required(msg, 'Call-ID');
+}
+
+export function getCSeq(msg: SipMessage): CSeq {
+  return parseCSeq(required(msg, 'CSeq'));
+}
+
+/** Max-Forwards (§20.22), undefined when absent; 0–255 (RFC 4475 §3.1.2.4). */
+export function getMaxForwards(msg: SipMessage): number | undefined {
+  const v = getHeader(msg, 'Max-Forwards');
+  return v === undefined ? undefined : parseBoundedInt(v, 255, 'Max-Forwards');
+}
+
+/** Contacts (§20.10); `'*'` for the wildcard of a REGISTER that removes every binding (§10.2.2). */
+export function getContacts(msg: SipMessage): NameAddr[] | '*' {
+  const values = getHeaders(msg, 'Contact');
+  if (values.length === 1 && values[0] === '*') return '*';
+  return values.map((v) => {
+    if (v === '*') throw bad('"*" Contact mixed with others');
+    return parseNameAddr(v);
+  });
+}
+
+/** Expires (§20.19) as a number of seconds; undefined when absent; 400 when not a 32-bit number. */
+export function getExpires(msg: SipMessage): number | undefined {
+  const v = getHeader(msg, 'Expires');
+  return v === undefined ? undefined : parseBoundedInt(v, 0xffffffff, 'Expires');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Serialization.
+
+/**
+ * Serializes a message. Content-Length is always written from the body length (§18.3: required on
+ * streams), replacing whatever the headers said. Throws TypeError on a header that could not have
+ * come from a parsed message (bad name, CR/LF in a value).
+ */
+export function serialize(msg: SipMessage): Buffer {
+  let head: string;
+  if (msg.type === 'request') {
+    if (!isToken(msg.method)) throw new TypeError('invalid method');
+    head = `${msg.method} ${formatUri(msg.uri)} ${SIP_VERSION}\r\n`;
+  } else {
+    if (!Number.isInteger(msg.status) || msg.status < 100 || msg.status > 699)
+      throw new TypeError('invalid status');
+    if (/[\r\n]/.test(msg.reason)) throw new TypeError('CR or LF in reason phrase');
+    head = `${SIP_VERSION} ${msg.status} ${msg.reason}\r\n`;
+  }
+  for (const h of msg.headers) {
+    if (h.name === 'Content-Length') continue;
+    checkHeader(h.name, h.value);
+    head += `${h.name}: ${h.value}\r\n`;
+  }
+  head += `Content-Length: ${msg.body.length}\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'utf8'), msg.body]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building messages.
+
+/** Reason phrases of RFC 3261 §21 and the later RFCs this server answers with. */
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  100: 'Trying',
+  180: 'Ringing',
+  181: 'Call Is Being Forwarded',
+  182: 'Queued',
+  183: 'Session Progress',
+  200: 'OK',
+  202: 'Accepted',
+  300: 'Multiple Choices',
+  301: 'Moved Permanently',
+  302: 'Moved Temporarily',
+  305: 'Use Proxy',
+  380: 'Alternative Service',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  402: 'Payment Required',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  407: 'Proxy Authentication Required',
+  408: 'Request Timeout',
+  410: 'Gone',
+  413: 'Request Entity Too Large',
+  414: 'Request-URI Too Long',
+  415: 'Unsupported Media Type',
+  416: 'Unsupported URI Scheme',
+  420: 'Bad Extension',
+  421: 'Extension Required',
+  423: 'Interval Too Brief',
+  480: 'Temporarily Unavailable',
+  481: 'Call/Transaction Does Not Exist',
+  482: 'Loop Detected',
+  483: 'Too Many Hops',
+  484: 'Address Incomplete',
+  485: 'Ambiguous',
+  486: 'Busy Here',
+  487: 'Request Terminated',
+  488: 'Not Acceptable Here',
+  491: 'Request Pending',
+  493: 'Undecipherable',
+  500: 'Server Internal Error',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Server Time-out',
+  505: 'Version Not Supported',
+  513: 'Message Too Large',
+  600: 'Busy Everywhere',
+  603: 'Decline',
+  604: 'Does Not Exist Anywhere',
+  606: 'Not Acceptable',
+};
+
+export function reasonPhrase(status: number): string {
+  return REASON_PHRASES[status] ?? REASON_PHRASES[Math.floor(status / 100) * 100] ?? 'Unknown';
+}
+
+export interface ResponseOptions {
+  reason?: string;
+  /** The To tag to add when the request has none (§8.2.6.2); generated when omitted. */
+  toTag?: string;
+  headers?: readonly SipHeader[];
+  body?: Buffer;
+}
+
+/**
+ * Builds a response to `req` (§8.2.6): Via (all values, in order), From, To, Call-ID and CSeq are
+ * copied; a To tag is added when the request had none, except on 100 Trying (§8.2.6.2); 100 copies
+ * Timestamp (§8.2.6.1).
+ */
+export function createResponse(req: SipRequest, status: number, options: ResponseOptions = {}): SipResponse {
+  const headers: SipHeader[] = [];
+  for (const name of ['Via', 'From', 'To', 'Call-ID', 'CSeq']) {
+    for (const value of getHeaders(req, name)) headers.push({ name, value });
+  }
+  if (status > 100) {
+    const toHeader = headers.find((h) => h.name === 'To');
+    if (toHeader) {
+      const to = parseNameAddr(toHeader.value);
+      if (!to.params.has('tag')) {
+        to.params.set('tag', options.toTag ?? generateTag());
+        toHeader.value = formatNameAddr(to);
+      }
+    }
+  } else {
+    const ts = getHeader(req, 'Timestamp');
+    if (ts !== undefined) headers.push({ name: 'Timestamp', value: ts });
+  }
+  const res: SipResponse = {
+    type: 'response',
+    status,
+    reason: options.reason ?? reasonPhrase(status),
+    headers,
+    body: options.body ?? Buffer.alloc(0),
+  };
+  for (const h of options.headers ?? []) addHeader(res, h.name, h.value);
+  return res;
+}
+
+function randomToken(bytes: number): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** A new Via branch: the magic cookie then 128 random bits (§8.1.1.7). */
+export function generateBranch(): string {
+  return MAGIC_COOKIE + randomToken(16);
+}
+
+/** A From/To tag with 64 random bits (§19.3 asks for at least 32). */
+export function generateTag(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** A Call-ID with 144 random bits (§8.1.1.4), `@host` appended when given. */
+export function generateCallId(host?: string): string {
+  const id = randomToken(18);
+  return host === undefined ? id : `${id}@${host}`;
+}
