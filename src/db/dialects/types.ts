@@ -35,7 +35,7 @@ export interface DialectHelpers {
   /** Case-insensitive `column LIKE pattern` (pattern already escaped with escapeLike, `\` escapes). */
   ilike(column: string, pattern: string): RawBuilder<SqlBool>;
   /** The schema the migrator should keep its own tables in (PostgreSQL: current_schema()). */
-  migrationSchema(db: Kysely<unknown>): Promise<string | undefined>;
+  migrationSchema<T>(db: Kysely<T>): Promise<string | undefined>;
 }
 
 export function errorCode(err: unknown): string | undefined {
