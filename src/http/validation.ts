@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
-import type { FieldProblem } from '../errors.js';
+import { ValidationError, type FieldProblem } from '../errors.js';
 
 // ajv-formats is CommonJS; under ESM its default export may be wrapped once more.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
@@ -17,6 +17,7 @@ const common: Options = {
   useDefaults: true,
   removeAdditional: false,
   messages: true,
+  verbose: true,
 };
 
 /**
@@ -85,9 +86,14 @@ export function toProblems(errors: ErrorObject[], part: string): FieldProblem[] 
       case 'minItems':
         message = `must have at least ${String(p.limit)} item${Number(p.limit) === 1 ? '' : 's'}`;
         break;
-      case 'pattern':
-        message = `has the wrong form (expected to match ${String(p.pattern)})`;
+      case 'pattern': {
+        const description = (e.parentSchema as { description?: unknown } | undefined)?.description;
+        message =
+          typeof description === 'string'
+            ? `has the wrong form: ${description}`
+            : `has the wrong form (expected to match ${String(p.pattern)})`;
         break;
+      }
       case 'format':
         message = `must be a valid ${String(p.format)}`;
         break;
@@ -122,4 +128,22 @@ export function toProblems(errors: ErrorObject[], part: string): FieldProblem[] 
 function article(type: string): string {
   const t = type.split(',').join(' or ');
   return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
+const compiled = new WeakMap<object, ReturnType<Ajv['compile']>>();
+
+/**
+ * Validates a value against a schema outside a route (services called by the CLI, bulk items):
+ * throws a ValidationError listing every problem, fields prefixed with `prefix`.
+ */
+export function assertValid<T>(schema: object, value: unknown, prefix = 'body'): T {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = bodyAjv.compile(schema);
+    compiled.set(schema, validate);
+  }
+  if (!validate(value)) {
+    throw new ValidationError(toProblems(validate.errors ?? [], prefix));
+  }
+  return value as T;
 }
