@@ -53,6 +53,8 @@ export interface UsersTable {
   extension: string | null;
   availability: ColumnType<Availability, Availability | undefined, Availability>;
   availability_message: string | null;
+  /** md5(user:domain:password), only while legacy password tokens are on (0002_auth). */
+  legacy_ha1: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: number;
   updated_at: number;
 }
@@ -166,6 +168,25 @@ export interface AuditLogTable {
   at: number;
 }
 
+export interface UsedNoncesTable {
+  ticket_id: number;
+  nonce: string;
+  expires_at: number;
+}
+
+export type WebSessionKind = 'ADMIN' | 'USER';
+
+export interface WebSessionsTable {
+  id_hash: string;
+  kind: WebSessionKind;
+  admin_id: number | null;
+  organization_id: number | null;
+  user_id: number | null;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface DB {
   system_admins: SystemAdminsTable;
   organizations: OrganizationsTable;
@@ -180,6 +201,8 @@ export interface DB {
   tickets: TicketsTable;
   events: EventsTable;
   audit_log: AuditLogTable;
+  used_nonces: UsedNoncesTable;
+  web_sessions: WebSessionsTable;
 }
 
 export type Row<T extends keyof DB> = Selectable<DB[T]>;
