@@ -1,0 +1,24 @@
+/**
+ * The time source of the SIP timers. Transactions (and later dialogs and calls) take a
+ * {@link Clock} so tests can drive time with a fake one instead of sleeping.
+ */
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds, monotonic for the purpose of the SIP layers. */
+  now(): number;
+  /** Calls `fn` once after `ms` milliseconds unless cancelled. */
+  setTimer(ms: number, fn: () => void): Timer;
+}
+
+/** The real clock: `setTimeout`, unref'd so pending SIP timers never keep a process alive. */
+export const realClock: Clock = {
+  now: () => performance.now(),
+  setTimer(ms, fn) {
+    const handle = setTimeout(fn, ms);
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  },
+};
