@@ -11,7 +11,7 @@
  * {@link StreamFramer.push} has thrown, the stream cannot be re-synchronized: close the connection.
  */
 import { bad, SipParseError } from './errors.js';
-import { contentLengthOf, parseHeaderLines, resolveLimits, type SipLimits } from './message.js';
+import { contentLengthOf, parseHeaderLines, resolveLimits, type SipLimits } from './headers.js';
 
 export type Frame = { type: 'message'; data: Buffer } | { type: 'ping' };
 
@@ -19,9 +19,14 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 export class StreamFramer {
   private readonly limits: SipLimits;
-  private buf: Buffer = Buffer.alloc(0);
+  /** Backing store grown by doubling, so many tiny chunks cost linear, not quadratic, copying. */
+  private store: Buffer = Buffer.alloc(0);
+  private start = 0;
+  private end = 0;
   /** Where to resume looking for the end of the header section. */
   private scanFrom = 0;
+  /** Total length of the message at the head of the buffer, once its header section is known. */
+  private expected: number | undefined;
   private failed = false;
 
   constructor(limits?: Partial<SipLimits>) {
@@ -30,13 +35,32 @@ export class StreamFramer {
 
   /** Octets held while waiting for the rest of a message. */
   get buffered(): number {
-    return this.buf.length;
+    return this.end - this.start;
+  }
+
+  /** The unconsumed octets (a view, valid until the next append). */
+  private get buf(): Buffer {
+    return this.store.subarray(this.start, this.end);
+  }
+
+  private append(chunk: Buffer): void {
+    const live = this.end - this.start;
+    if (this.end + chunk.length > this.store.length) {
+      const size = Math.max(4096, 2 * (live + chunk.length));
+      const next = Buffer.allocUnsafe(size);
+      this.store.copy(next, 0, this.start, this.end);
+      this.store = next;
+      this.start = 0;
+      this.end = live;
+    }
+    chunk.copy(this.store, this.end);
+    this.end += chunk.length;
   }
 
   /** Appends a chunk and returns the frames it completed. Throws {@link SipParseError}. */
   push(chunk: Buffer): Frame[] {
     if (this.failed) throw bad('stream framing already failed');
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.append(chunk);
     const frames: Frame[] = [];
     try {
       for (;;) {
@@ -46,15 +70,18 @@ export class StreamFramer {
       }
     } catch (err) {
       this.failed = true;
-      this.buf = Buffer.alloc(0);
+      this.store = Buffer.alloc(0);
+      this.start = this.end = 0;
       throw err;
     }
     return frames;
   }
 
   private consume(n: number): void {
-    this.buf = this.buf.subarray(n);
+    this.start += n;
+    if (this.start === this.end) this.start = this.end = 0;
     this.scanFrom = 0;
+    this.expected = undefined;
   }
 
   private next(): Frame | undefined {
@@ -73,6 +100,7 @@ export class StreamFramer {
       this.consume(2);
     }
     if (this.buf.length === 0) return undefined;
+    if (this.expected !== undefined) return this.take(this.expected);
     const headEnd = this.buf.indexOf(CRLFCRLF, this.scanFrom);
     if (headEnd < 0) {
       if (this.buf.length > this.limits.maxMessageSize) {
@@ -86,10 +114,12 @@ export class StreamFramer {
     if (length > this.limits.maxBodySize) throw new SipParseError(413, 'body too large');
     const total = headEnd + CRLFCRLF.length + length;
     if (total > this.limits.maxMessageSize) throw new SipParseError(513, 'message too large');
-    if (this.buf.length < total) {
-      this.scanFrom = headEnd; // the header section is known; only the body is missing
-      return undefined;
-    }
+    this.expected = total; // the header section is parsed once, however slowly the body arrives
+    return this.take(total);
+  }
+
+  private take(total: number): Frame | undefined {
+    if (this.buf.length < total) return undefined;
     const data = Buffer.from(this.buf.subarray(0, total));
     this.consume(total);
     return { type: 'message', data };

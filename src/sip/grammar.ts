@@ -16,7 +16,12 @@ const GEN_VALUE_CHARS = new Set([...TOKEN_CHARS, '[', ']', ':']);
 
 /** Removes SP/HTAB (only those: String#trim would also eat a U+FEFF that is part of a value). */
 export function trimLws(text: string): string {
-  return text.replace(/^[ \t]+|[ \t]+$/g, '');
+  // A loop, not /[ \t]+$/: that regex backtracks quadratically on long runs of blanks.
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text[start] === ' ' || text[start] === '\t')) start++;
+  while (end > start && (text[end - 1] === ' ' || text[end - 1] === '\t')) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
 export function isToken(text: string): boolean {

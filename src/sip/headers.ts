@@ -1,3 +1,6 @@
+import { bad, SipParseError } from './errors.js';
+import { isToken, parseBoundedInt, trimLws } from './grammar.js';
+
 /**
  * Header names: compact forms (RFC 3261 §7.3.3, §20; RFC 3515, 3891, 3892, 4028, 6665), canonical
  * spelling of the well-known names, and which headers are comma-separated lists (§7.3.1).
@@ -165,3 +168,67 @@ export const SINGLE_HEADERS = [
   'Content-Length',
   'Content-Type',
 ];
+
+export interface SipHeader {
+  name: string;
+  value: string;
+}
+
+/** Hard limits applied while parsing; exceeding one is a 513 (413 for the body alone). */
+export interface SipLimits {
+  /** Whole message, start line to end of body, in octets. */
+  maxMessageSize: number;
+  /** Number of header lines (before list splitting) and of list elements after it. */
+  maxHeaders: number;
+  /** Length of one physical header line, in characters. */
+  maxHeaderLineLength: number;
+  maxBodySize: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<SipLimits> = Object.freeze({
+  maxMessageSize: 65535,
+  maxHeaders: 256,
+  maxHeaderLineLength: 8192,
+  maxBodySize: 60000,
+});
+
+export function resolveLimits(limits: Partial<SipLimits> | undefined): SipLimits {
+  return { ...DEFAULT_LIMITS, ...limits };
+}
+
+/**
+ * Splits a header section (the lines after the start line, without the final empty line) into
+ * headers: undoes folding (§7.3.1: a line starting with SP/HTAB continues the previous one),
+ * allows whitespace before the colon (HCOLON, §25.1), requires token names, and expands compact
+ * names. List headers are not split here.
+ */
+export function parseHeaderLines(lines: readonly string[], limits: SipLimits): SipHeader[] {
+  const headers: SipHeader[] = [];
+  let current: SipHeader | undefined;
+  for (const line of lines) {
+    if (line.length > limits.maxHeaderLineLength) throw new SipParseError(513, 'header line too long');
+    if (line.includes('\r') || line.includes('\n')) throw bad('bare CR or LF in header section');
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      if (!current) throw bad('continuation line before the first header');
+      current.value += ' ' + trimLws(line);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon < 0) throw bad('header line without a colon');
+    const name = trimLws(line.slice(0, colon));
+    if (!isToken(name)) throw bad('invalid header name');
+    current = { name: canonicalName(name), value: line.slice(colon + 1) };
+    headers.push(current);
+    if (headers.length > limits.maxHeaders) throw new SipParseError(513, 'too many headers');
+  }
+  for (const h of headers) h.value = trimLws(h.value);
+  return headers;
+}
+
+/** The Content-Length value, undefined when absent; 400 when repeated or not a number (§20.14). */
+export function contentLengthOf(headers: readonly SipHeader[]): number | undefined {
+  const values = headers.filter((h) => h.name === 'Content-Length');
+  if (values.length === 0) return undefined;
+  if (values.length > 1) throw bad('more than one Content-Length');
+  return parseBoundedInt((values[0] as SipHeader).value, 0xffffffff, 'Content-Length');
+}

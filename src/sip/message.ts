@@ -21,24 +21,38 @@ import {
   parseNameAddr,
   parseVia,
   splitList,
-  trimLws,
   type CSeq,
   type NameAddr,
   type Via,
 } from './grammar.js';
-import { canonicalName, headerKey, isListHeader, SINGLE_HEADERS } from './headers.js';
+import {
+  canonicalName,
+  contentLengthOf,
+  headerKey,
+  isListHeader,
+  parseHeaderLines,
+  resolveLimits,
+  SINGLE_HEADERS,
+  type SipHeader,
+  type SipLimits,
+} from './headers.js';
 import { formatUri, isSipUri, parseUri, type Uri } from './uri.js';
 
 export { SipParseError, type SipParseStatus } from './errors.js';
 export * from './grammar.js';
-export { canonicalName, headerKey, isListHeader } from './headers.js';
+export {
+  canonicalName,
+  contentLengthOf,
+  DEFAULT_LIMITS,
+  headerKey,
+  isListHeader,
+  parseHeaderLines,
+  resolveLimits,
+  type SipHeader,
+  type SipLimits,
+} from './headers.js';
 export * from './uri.js';
 export { StreamFramer, type Frame } from './framer.js';
-
-export interface SipHeader {
-  name: string;
-  value: string;
-}
 
 interface MessageBase {
   headers: SipHeader[];
@@ -59,62 +73,11 @@ export interface SipResponse extends MessageBase {
 
 export type SipMessage = SipRequest | SipResponse;
 
-/** Hard limits applied while parsing; exceeding one is a 513 (413 for the body alone). */
-export interface SipLimits {
-  /** Whole message, start line to end of body, in octets. */
-  maxMessageSize: number;
-  /** Number of header lines (before list splitting) and of list elements after it. */
-  maxHeaders: number;
-  /** Length of one physical header line, in characters. */
-  maxHeaderLineLength: number;
-  maxBodySize: number;
-}
-
-export const DEFAULT_LIMITS: Readonly<SipLimits> = Object.freeze({
-  maxMessageSize: 65535,
-  maxHeaders: 256,
-  maxHeaderLineLength: 8192,
-  maxBodySize: 60000,
-});
-
 export interface ParseOptions {
   limits?: Partial<SipLimits>;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-
-export function resolveLimits(limits: Partial<SipLimits> | undefined): SipLimits {
-  return { ...DEFAULT_LIMITS, ...limits };
-}
-
-/**
- * Splits a header section (the lines after the start line, without the final empty line) into
- * headers: undoes folding (§7.3.1: a line starting with SP/HTAB continues the previous one),
- * allows whitespace before the colon (HCOLON, §25.1), requires token names, and expands compact
- * names. List headers are not split here.
- */
-export function parseHeaderLines(lines: readonly string[], limits: SipLimits): SipHeader[] {
-  const headers: SipHeader[] = [];
-  let current: SipHeader | undefined;
-  for (const line of lines) {
-    if (line.length > limits.maxHeaderLineLength) throw new SipParseError(513, 'header line too long');
-    if (line.includes('\r') || line.includes('\n')) throw bad('bare CR or LF in header section');
-    if (line.startsWith(' ') || line.startsWith('\t')) {
-      if (!current) throw bad('continuation line before the first header');
-      current.value += ' ' + trimLws(line);
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon < 0) throw bad('header line without a colon');
-    const name = line.slice(0, colon).replace(/[ \t]+$/, '');
-    if (!isToken(name)) throw bad('invalid header name');
-    current = { name: canonicalName(name), value: line.slice(colon + 1) };
-    headers.push(current);
-    if (headers.length > limits.maxHeaders) throw new SipParseError(513, 'too many headers');
-  }
-  for (const h of headers) h.value = trimLws(h.value);
-  return headers;
-}
 
 const SIP_VERSION = 'SIP/2.0';
 const VERSION_RE = /^SIP\/[0-9]+\.[0-9]+$/i;
@@ -193,14 +156,6 @@ function parseUnchecked(buf: Buffer, limits: SipLimits): SipMessage {
   const msg: SipMessage = { ...startLine, headers, body };
   validate(msg);
   return msg;
-}
-
-/** The Content-Length value, undefined when absent; 400 when repeated or not a number (§20.14). */
-export function contentLengthOf(headers: readonly SipHeader[]): number | undefined {
-  const values = headers.filter((h) => h.name === 'Content-Length');
-  if (values.length === 0) return undefined;
-  if (values.length > 1) throw bad('more than one Content-Length');
-  return parseBoundedInt((values[0] as SipHeader).value, 0xffffffff, 'Content-Length');
 }
 
 /**

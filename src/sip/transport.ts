@@ -12,12 +12,11 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { SipParseError } from './errors.js';
 import { formatNameAddr, parseNameAddr, type Via } from './grammar.js';
+import { parseHeaderLines, resolveLimits } from './headers.js';
 import {
   generateTag,
   getTopVia,
-  parseHeaderLines,
   parseMessage,
-  resolveLimits,
   serialize,
   setTopVia,
   type SipLimits,
