@@ -7,7 +7,7 @@ export interface Timer {
 }
 
 export interface Clock {
-  /** Milliseconds, monotonic for the purpose of the SIP layers. */
+  /** Wall-clock milliseconds (epoch); timers never depend on it, digest nonce timestamps do. */
   now(): number;
   /** Calls `fn` once after `ms` milliseconds unless cancelled. */
   setTimer(ms: number, fn: () => void): Timer;
@@ -15,7 +15,7 @@ export interface Clock {
 
 /** The real clock: `setTimeout`, unref'd so pending SIP timers never keep a process alive. */
 export const realClock: Clock = {
-  now: () => performance.now(),
+  now: () => Date.now(),
   setTimer(ms, fn) {
     const handle = setTimeout(fn, ms);
     handle.unref();
