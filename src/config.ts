@@ -20,6 +20,10 @@ export interface Config {
   legacyPasswordTokens: boolean;
   /** Longest lifetime a ticket may be given, in days. */
   ticketMaxDays: number;
+  /** Failed authentications per minute from one address before it is refused (429) for a minute. */
+  authFailureLimit: number;
+  /** Password checks (HTTP Basic, legacy token, logins) per minute per user; per address 6×. */
+  passwordTryLimit: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -103,6 +107,8 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
   const xmlBodyLimit = int('ONECLOUD_XML_BODY_LIMIT', 256 * 1024, 1024, 16 * 1024 * 1024);
   const legacyPasswordTokens = bool('ONECLOUD_LEGACY_PASSWORD_TOKENS', true);
   const ticketMaxDays = int('ONECLOUD_TICKET_MAX_DAYS', 3650, 1, 36500);
+  const authFailureLimit = int('ONECLOUD_AUTH_FAILURE_LIMIT', 30, 1, 1_000_000);
+  const passwordTryLimit = int('ONECLOUD_PASSWORD_TRY_LIMIT', 10, 1, 1_000_000);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -116,6 +122,8 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
     xmlBodyLimit,
     legacyPasswordTokens,
     ticketMaxDays,
+    authFailureLimit,
+    passwordTryLimit,
     ...(secretKeyHex ? { secretKeyHex } : {}),
   };
 }

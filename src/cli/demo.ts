@@ -40,6 +40,7 @@ export interface DemoResult {
 export async function seedDemo(database: DatabaseHandle, config: Config): Promise<DemoResult> {
   const actor = 'cli:demo';
   const passwords: Record<string, string> = {};
+  const legacy = { legacyPasswordTokens: config.legacyPasswordTokens };
   const sip: Record<string, SipAccount> = {};
   const exists = await new OrganizationRepository(database.db).getByDomain(DEMO_DOMAIN);
   let systemTicket: DemoResult['systemTicket'];
@@ -51,27 +52,41 @@ export async function seedDemo(database: DatabaseHandle, config: Config): Promis
     });
     const pw = () => randomBytes(9).toString('base64url');
     passwords.boss = pw();
-    await createUser(database, actor, DEMO_DOMAIN, {
-      userId: 'boss',
-      password: passwords.boss,
-      role: 'SUPERUSER',
-      firstName: 'Bo',
-      lastName: 'Boss',
-      email: `boss@${DEMO_DOMAIN}`,
-    });
+    await createUser(
+      database,
+      actor,
+      DEMO_DOMAIN,
+      {
+        userId: 'boss',
+        password: passwords.boss,
+        role: 'SUPERUSER',
+        firstName: 'Bo',
+        lastName: 'Boss',
+        email: `boss@${DEMO_DOMAIN}`,
+      },
+      'body',
+      legacy,
+    );
     const ids: Record<string, number> = {};
     for (const p of PEOPLE) {
       passwords[p.userId] = pw();
-      const { user } = await createUser(database, actor, DEMO_DOMAIN, {
-        userId: p.userId,
-        password: passwords[p.userId],
-        firstName: p.firstName,
-        lastName: p.lastName,
-        email: `${p.userId}@${DEMO_DOMAIN}`,
-        extension: p.extension,
-        title: 'Customer service agent',
-        department: 'Customer services',
-      });
+      const { user } = await createUser(
+        database,
+        actor,
+        DEMO_DOMAIN,
+        {
+          userId: p.userId,
+          password: passwords[p.userId],
+          firstName: p.firstName,
+          lastName: p.lastName,
+          email: `${p.userId}@${DEMO_DOMAIN}`,
+          extension: p.extension,
+          title: 'Customer service agent',
+          department: 'Customer services',
+        },
+        'body',
+        legacy,
+      );
       ids[p.userId] = user.id;
       const soft = await createDevice(database, actor, DEMO_DOMAIN, p.userId, {
         deviceType: 'SOFTPHONE',

@@ -100,7 +100,7 @@ user
       extension?: string;
       json?: boolean;
     }) => {
-      await withContext(async ({ database }) => {
+      await withContext(async ({ database, config }) => {
         const { organization, user: created } = await createUser(
           database,
           'cli',
@@ -115,6 +115,7 @@ user
             ...(opts.extension !== undefined ? { extension: opts.extension } : {}),
           },
           '-',
+          { legacyPasswordTokens: config.legacyPasswordTokens },
         );
         const id = `${created.userId}@${organization.domain}`;
         output(

@@ -28,6 +28,12 @@ export interface PlatformOptions {
 const OVERRIDABLE = new Set(['PUT', 'DELETE', 'PATCH']);
 const BAD_OVERRIDE_PATH = '/_onecloud/bad-method-override';
 const badOverrides = new WeakMap<IncomingMessage, string>();
+const overridden = new WeakMap<IncomingMessage, string>();
+
+/** The method as sent on the wire (POST for an overridden request). */
+export function originalMethod(req: IncomingMessage): string {
+  return overridden.get(req) ?? req.method ?? 'GET';
+}
 
 /**
  * X-HTTP-Method-Override, applied before routing so the request is routed, authorized and
@@ -50,6 +56,7 @@ export function rewriteUrl(req: IncomingMessage): string {
     );
     return BAD_OVERRIDE_PATH;
   }
+  overridden.set(req, req.method);
   req.method = value;
   return url;
 }
@@ -110,13 +117,15 @@ export const platform = fp<PlatformOptions>(
   async (app: FastifyInstance, opts) => {
     app.decorateRequest('format', 'json');
     app.decorateRequest('bodyIsXml', false);
+    app.decorateRequest('rawBody', undefined);
     app.setValidatorCompiler(validatorCompiler);
 
     // --- Request bodies -------------------------------------------------------------------
     app.removeAllContentTypeParsers();
     const jsonParser = app.getDefaultJsonParser('error', 'error');
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-      const text = body as string;
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+      req.rawBody = body as Buffer;
+      const text = (body as Buffer).toString('utf8');
       if (text.trim() === '') return done(null, undefined);
       void jsonParser(req, text, (err: Error | null, value?: unknown) => {
         if (err)
@@ -129,10 +138,11 @@ export const platform = fp<PlatformOptions>(
     });
     app.addContentTypeParser(
       ['application/xml', 'text/xml'],
-      { parseAs: 'string', bodyLimit: opts.xmlBodyLimit },
+      { parseAs: 'buffer', bodyLimit: opts.xmlBodyLimit },
       (req, body, done) => {
+        req.rawBody = body as Buffer;
         try {
-          const value = parseXmlBody(body as string);
+          const value = parseXmlBody((body as Buffer).toString('utf8'));
           if (value !== undefined) req.bodyIsXml = true;
           done(null, value);
         } catch (err) {
@@ -143,7 +153,15 @@ export const platform = fp<PlatformOptions>(
     // Any other type: an empty body is "no body" (real clients POST actions that way);
     // anything else is 415.
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+      req.rawBody = body as Buffer;
       if ((body as Buffer).length === 0) return done(null, undefined);
+      const type = String(req.headers['content-type'] ?? '')
+        .split(';')[0]!
+        .trim()
+        .toLowerCase();
+      if (type === 'application/x-www-form-urlencoded' && req.routeOptions.config?.forms) {
+        return done(null, Object.fromEntries(new URLSearchParams((body as Buffer).toString('utf8'))));
+      }
       const ct = String(req.headers['content-type'] ?? '').slice(0, 100);
       done(
         new AppError(

@@ -23,5 +23,7 @@ declare module 'fastify' {
     format: 'json' | 'xml';
     /** True when the body was sent as XML (its text values still need the schema's types). */
     bodyIsXml: boolean;
+    /** The raw request body as received (signatures hash it). */
+    rawBody: Buffer | undefined;
   }
 }

@@ -34,7 +34,15 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     ONECLOUD_DATABASE_URL: 'sqlite::memory:',
   });
   const { secretKeyHex: _unused, ...rest } = base;
-  return { ...rest, secretKey: Buffer.alloc(32, 7), logLevel: 'info', ...overrides };
+  // Generous rate limits: tests that check the limits set their own.
+  return {
+    ...rest,
+    secretKey: Buffer.alloc(32, 7),
+    logLevel: 'info',
+    authFailureLimit: 1_000_000,
+    passwordTryLimit: 1_000_000,
+    ...overrides,
+  };
 }
 
 /** The real app on a fresh, migrated database (SQLite in memory unless a handle is given). */

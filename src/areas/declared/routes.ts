@@ -1,16 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import { NotImplementedError } from '../../errors.js';
+import type { UserApi } from '../common/schemas.js';
 
 /**
  * Operations of the contract (spec §4) that are declared but not built yet. They answer 501
- * after everything else a real operation would do (routing, negotiation, validation of the
- * path), so clients can tell "not yet" from "no such thing". An area that implements one of
+ * after everything else a real operation would do (routing, negotiation, authentication and
+ * authorization with the operation's scope), so clients can tell "not yet" from "no such thing". An area that implements one of
  * them removes it from this list.
  */
 export const DECLARED: {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
-  scope: string;
+  scope: UserApi;
   summary: string;
 }[] = [
   {
@@ -191,6 +192,7 @@ export async function declaredRoutes(app: FastifyInstance): Promise<void> {
         summary: `${d.summary} (not implemented yet: 501)`,
         tags: [d.scope],
       },
+      config: { access: { kind: 'user', scope: d.scope } },
       handler: async () => {
         throw new NotImplementedError(`${d.method} ${d.url} is part of the API but not implemented yet`);
       },

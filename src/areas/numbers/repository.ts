@@ -139,6 +139,24 @@ export class NumberRepository {
     return rows.map(toNumber);
   }
 
+  /** Every number assigned to a user in the organization, by user (for the directory). */
+  async listUserNumbers(organizationId: number): Promise<Map<number, string[]>> {
+    const rows = await this.db
+      .selectFrom('numbers')
+      .select(['user_id', 'number'])
+      .where('organization_id', '=', organizationId)
+      .where('user_id', 'is not', null)
+      .orderBy('number')
+      .execute();
+    const byUser = new Map<number, string[]>();
+    for (const r of rows) {
+      const list = byUser.get(r.user_id!) ?? [];
+      list.push(r.number);
+      byUser.set(r.user_id!, list);
+    }
+    return byUser;
+  }
+
   async listByAcdGroup(organizationId: number, groupId: number): Promise<PhoneNumber[]> {
     const rows = await this.db
       .selectFrom('numbers')

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { pageLimit, toPage, type Page, type PageRequest } from '../../db/common.js';
 import { fromJson, toJson } from '../../db/dialects/index.js';
 import type { DB, Role, TicketKind, TicketsTable } from '../../db/schema.js';
@@ -201,5 +201,78 @@ export class TicketRepository {
       )
       .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
+  }
+}
+
+/** What authenticating a user-API request needs, from one query by primary key. */
+export interface UserTicketAuth {
+  ticket: Ticket;
+  user: { id: number; userId: string; role: Role; organizationId: number; domain: string } | null;
+  /** Whether External API authorization allows the asked API for this user right now. */
+  granted: boolean;
+}
+
+export class TicketAuthRepository {
+  constructor(private readonly db: Kysely<DB>) {}
+
+  /**
+   * The ticket, its user and organization, and whether any grant level (organization, one of the
+   * user's groups, the user) allows `api` now: one round trip, every part by index. The grant
+   * rule is the one of `combineGrants` (src/areas/externalapi/repository.ts): a union of levels.
+   */
+  async forUserApi(id: number, api: string): Promise<UserTicketAuth | undefined> {
+    const r = await this.db
+      .selectFrom('tickets as t')
+      .leftJoin('users as u', 'u.id', 't.user_id')
+      .leftJoin('organizations as o', 'o.id', 't.organization_id')
+      .selectAll('t')
+      .select(['u.id as u_id', 'u.user_id as u_user_id', 'u.role as u_role', 'o.domain as o_domain'])
+      .select(
+        sql<number>`case when exists (
+          select 1 from external_api_grants g
+          where g.organization_id = t.organization_id and g.api = ${api} and (
+            g.level = 'ORGANIZATION'
+            or (g.level = 'USER' and g.target_id = t.user_id)
+            or (g.level = 'USER_GROUP' and g.target_id in (
+              select m.group_id from user_group_members m
+              where m.organization_id = t.organization_id and m.user_id = t.user_id))
+          )) then 1 else 0 end`.as('granted'),
+      )
+      .where('t.id', '=', id)
+      .executeTakeFirst();
+    if (!r) return undefined;
+    const user =
+      r.u_id !== null &&
+      r.u_user_id !== null &&
+      r.u_role !== null &&
+      r.o_domain !== null &&
+      r.organization_id !== null
+        ? {
+            id: r.u_id,
+            userId: r.u_user_id,
+            role: r.u_role,
+            organizationId: r.organization_id,
+            domain: r.o_domain,
+          }
+        : null;
+    return { ticket: toTicket(r), user, granted: Number(r.granted) === 1 };
+  }
+
+  /**
+   * Records an SNT-HMACv1 nonce as used until `expiresAt`; false when it was seen before (a
+   * replay). Shared by every process through the database.
+   */
+  async useNonce(ticketId: number, nonce: string, expiresAt: number): Promise<boolean> {
+    const r = await this.db
+      .insertInto('used_nonces')
+      .values({ ticket_id: ticketId, nonce, expires_at: expiresAt })
+      .onConflict((oc) => oc.columns(['ticket_id', 'nonce']).doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  async pruneNonces(now = Date.now()): Promise<number> {
+    const r = await this.db.deleteFrom('used_nonces').where('expires_at', '<', now).executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 }

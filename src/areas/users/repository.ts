@@ -149,6 +149,26 @@ export class UserRepository {
     return r ? r.password_hash : undefined;
   }
 
+  /** md5(user:domain:password) for the deprecated legacy password token; null when not kept. */
+  async getLegacyHa1(organizationId: number, id: number): Promise<string | null> {
+    const r = await this.db
+      .selectFrom('users')
+      .select('legacy_ha1')
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return r?.legacy_ha1 ?? null;
+  }
+
+  async setLegacyHa1(organizationId: number, id: number, ha1: string | null): Promise<void> {
+    await this.db
+      .updateTable('users')
+      .set({ legacy_ha1: ha1 })
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', id)
+      .execute();
+  }
+
   /** Ordered by id; `after` is the last id of the previous page. */
   async list(organizationId: number, page: PageRequest = {}): Promise<Page<User>> {
     const limit = pageLimit(page.limit);

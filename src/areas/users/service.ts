@@ -3,6 +3,7 @@ import { recordChange } from '../../db/changes.js';
 import { NotFoundError } from '../../errors.js';
 import { assertValid } from '../../http/validation.js';
 import { hashPassword } from '../../security/passwords.js';
+import { legacyHa1 } from '../../security/tokens.js';
 import type { Actor } from '../common/actor.js';
 import { requireOrganization } from '../organizations/service.js';
 import type { Organization } from '../organizations/repository.js';
@@ -15,6 +16,7 @@ export async function createUser(
   domain: string,
   input: unknown,
   prefix = 'body',
+  options: { legacyPasswordTokens?: boolean } = {},
 ): Promise<{ organization: Organization; user: User }> {
   const data = assertValid<NewUserInput>(NewUserSchema, input, prefix);
   const organization = await requireOrganization(database, domain);
@@ -32,6 +34,13 @@ export async function createUser(
       department: data.department ?? null,
       extension: data.extension ?? null,
     });
+    if (data.password !== undefined && options.legacyPasswordTokens) {
+      await new UserRepository(trx).setLegacyHa1(
+        organization.id,
+        created.id,
+        legacyHa1(created.userId, organization.domain, data.password),
+      );
+    }
     const summary = { userId: created.userId, role: created.role };
     await recordChange(trx, {
       organizationId: organization.id,
