@@ -5,7 +5,7 @@ import { ticketRoutes } from './tickets/routes.js';
 import { userRoutes } from './users/routes.js';
 import { deviceRoutes } from './devices/routes.js';
 import { contactRoutes } from './contacts/routes.js';
-import { organizationAdminRoutes } from './organizations/routes.js';
+import { adminRoutes } from './admin.js';
 
 /** Every API area's routes. */
 export async function apiRoutes(app: FastifyInstance, opts: { deps: AppDeps }): Promise<void> {
@@ -14,5 +14,5 @@ export async function apiRoutes(app: FastifyInstance, opts: { deps: AppDeps }): 
   await app.register(userRoutes, opts);
   await app.register(deviceRoutes, opts);
   await app.register(contactRoutes, opts);
-  await app.register(organizationAdminRoutes, opts);
+  await app.register(adminRoutes, opts);
 }
