@@ -187,6 +187,46 @@ export interface WebSessionsTable {
   expires_at: number;
 }
 
+/** Named positions in the event log (0003_events): `pruned_through`, `webhooks`. */
+export interface EventLogStateTable {
+  name: string;
+  seq: number;
+}
+
+export interface WebhooksTable {
+  id: AutoId;
+  organization_id: number;
+  url: string;
+  /** AES-256-GCM with the server key (`encryptSecret`): needed in clear to sign. */
+  secret_enc: string;
+  event_types: JsonColumn;
+  enabled: BoolColumn;
+  consecutive_failures: ColumnType<number, number | undefined, number>;
+  disabled_at: number | null;
+  disabled_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed' | 'dead';
+
+export interface WebhookDeliveriesTable {
+  id: AutoId;
+  webhook_id: number;
+  organization_id: number;
+  event_seq: number;
+  event_type: string;
+  payload: string;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: number;
+  status: ColumnType<WebhookDeliveryStatus, WebhookDeliveryStatus | undefined, WebhookDeliveryStatus>;
+  last_status_code: number | null;
+  last_error: string | null;
+  lease_until: number | null;
+  created_at: number;
+  delivered_at: number | null;
+}
+
 export interface DB {
   system_admins: SystemAdminsTable;
   organizations: OrganizationsTable;
@@ -203,6 +243,9 @@ export interface DB {
   audit_log: AuditLogTable;
   used_nonces: UsedNoncesTable;
   web_sessions: WebSessionsTable;
+  event_log_state: EventLogStateTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type Row<T extends keyof DB> = Selectable<DB[T]>;

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { fromJson, toJson } from '../db/dialects/index.js';
 import type { DB, EventsTable } from '../db/schema.js';
 
@@ -111,5 +111,165 @@ export class EventRepository {
       )
       .executeTakeFirst();
     return Number(r.numDeletedRows);
+  }
+
+  // --- event channel (issue 6) -------------------------------------------------------------
+
+  /** Appends several events in one statement (same transaction rules as `append`), in order. */
+  async appendMany(events: NewEvent[], now = Date.now()): Promise<StoredEvent[]> {
+    if (events.length === 0) return [];
+    const rows = await this.db
+      .insertInto('events')
+      .values(
+        events.map((event) => ({
+          organization_id: event.organizationId,
+          type: event.type,
+          time: event.time ?? now,
+          user_id: event.userId ?? null,
+          group_id: event.groupId ?? null,
+          data: toJson(event.data ?? {}),
+        })),
+      )
+      .returningAll()
+      .execute();
+    return rows.map(toEvent).sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * Events with seq > `afterSeq` (of one organization, or of all when `organizationId` is null),
+   * optionally only of the given types, in order.
+   */
+  async readRange(opts: {
+    organizationId: number | null;
+    afterSeq: number;
+    limit: number;
+    types?: readonly string[] | undefined;
+  }): Promise<StoredEvent[]> {
+    let q = this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('seq', '>', opts.afterSeq)
+      .orderBy('seq')
+      .limit(Math.max(1, Math.min(opts.limit, 10_000)));
+    if (opts.organizationId !== null) q = q.where('organization_id', '=', opts.organizationId);
+    if (opts.types && opts.types.length > 0) q = q.where('type', 'in', [...opts.types]);
+    const rows = await q.execute();
+    return rows.map(toEvent);
+  }
+
+  /** A named position of the log (`pruned_through`, `webhooks`), or null when never set. */
+  async getPosition(name: string): Promise<number | null> {
+    const r = await this.db
+      .selectFrom('event_log_state')
+      .select('seq')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return r ? Number(r.seq) : null;
+  }
+
+  /** Sets a named position, never moving it backwards. */
+  async advancePosition(name: string, seq: number): Promise<void> {
+    await this.db
+      .insertInto('event_log_state')
+      .values({ name, seq })
+      .onConflict((oc) =>
+        oc.column('name').doUpdateSet({
+          seq: sql<number>`case when excluded.seq > event_log_state.seq then excluded.seq else event_log_state.seq end`,
+        }),
+      )
+      .execute();
+  }
+
+  /**
+   * The end of the oldest run of events older than `before` (time): the highest seq such that it
+   * and every event before it are older. Never reaches past a younger event, even when times are
+   * not in seq order. Null when the oldest event is young enough.
+   */
+  async lastSeqBefore(before: number): Promise<number | null> {
+    const young = await this.db
+      .selectFrom('events')
+      .select((eb) => eb.fn.min('seq').as('seq'))
+      .where('time', '>=', before)
+      .executeTakeFirst();
+    let q = this.db.selectFrom('events').select((eb) => eb.fn.max('seq').as('seq'));
+    if (young?.seq != null) q = q.where('seq', '<', Number(young.seq));
+    const r = await q.executeTakeFirst();
+    return r?.seq == null ? null : Number(r.seq);
+  }
+
+  /** The seq such that exactly `keep` events are newer than it, null when there are no more. */
+  async seqKeepingNewest(keep: number): Promise<number | null> {
+    const r = await this.db
+      .selectFrom('events')
+      .select('seq')
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .offset(Math.max(0, keep))
+      .executeTakeFirst();
+    return r ? Number(r.seq) : null;
+  }
+
+  /**
+   * Retention: deletes up to `batch` of the oldest events with seq <= `throughSeq` and moves
+   * `pruned_through` past them, in one short statement pair (call inside a transaction).
+   * Returns how many were deleted and the highest deleted seq.
+   */
+  async pruneThrough(
+    throughSeq: number,
+    batch: number,
+  ): Promise<{ deleted: number; through: number | null }> {
+    const top = await this.db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('events')
+          .select('seq')
+          .where('seq', '<=', throughSeq)
+          .orderBy('seq')
+          .limit(Math.max(1, batch))
+          .as('b'),
+      )
+      .select((eb) => [eb.fn.max('b.seq').as('top'), eb.fn.countAll().as('n')])
+      .executeTakeFirst();
+    if (top?.top == null || Number(top.n) === 0) return { deleted: 0, through: null };
+    const through = Number(top.top);
+    const r = await this.db.deleteFrom('events').where('seq', '<=', through).executeTakeFirst();
+    await this.advancePosition('pruned_through', through);
+    return { deleted: Number(r.numDeletedRows), through };
+  }
+
+  /**
+   * What decides a user's visibility: the ACD groups it is an agent of, and the ACD groups it
+   * supervises (every ACD group of its organization when it belongs to a user group with the
+   * ACD_SUPERVISOR role).
+   */
+  async viewerGroups(
+    organizationId: number,
+    userId: number,
+  ): Promise<{ groupIds: number[]; supervisedGroupIds: number[] }> {
+    const agentOf = await this.db
+      .selectFrom('acd_agents')
+      .select('group_id')
+      .where('organization_id', '=', organizationId)
+      .where('user_id', '=', userId)
+      .execute();
+    const roleRows = await this.db
+      .selectFrom('user_group_members as m')
+      .innerJoin('user_groups as g', 'g.id', 'm.group_id')
+      .select('g.roles')
+      .where('m.organization_id', '=', organizationId)
+      .where('m.user_id', '=', userId)
+      .execute();
+    const supervisor = roleRows.some((r) => fromJson<string[]>(r.roles, []).includes('ACD_SUPERVISOR'));
+    const supervised = supervisor
+      ? await this.db
+          .selectFrom('acd_groups')
+          .select('id')
+          .where('organization_id', '=', organizationId)
+          .execute()
+      : [];
+    return {
+      groupIds: agentOf.map((r) => Number(r.group_id)).sort((a, b) => a - b),
+      supervisedGroupIds: supervised.map((r) => Number(r.id)).sort((a, b) => a - b),
+    };
   }
 }
