@@ -9,6 +9,7 @@ import { metrics } from './http/metrics.js';
 import { openapi } from './http/openapi.js';
 import { systemRoutes } from './areas/system/routes.js';
 import { apiRoutes } from './areas/index.js';
+import { webUi } from './admin-ui/index.js';
 
 export interface AppDeps {
   config: Config;
@@ -30,6 +31,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(platform, { bodyLimit: deps.config.bodyLimit, xmlBodyLimit: deps.config.xmlBodyLimit });
   await app.register(auth, { config: deps.config, database: deps.database });
   await app.register(openapi);
+  await app.register(webUi, { config: deps.config, database: deps.database });
   await app.register(systemRoutes, { database: deps.database });
   await app.register(async (api) => {
     // Routes registered here follow the API conventions (negotiated JSON/XML).
