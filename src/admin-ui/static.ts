@@ -22,6 +22,7 @@ header.top .who button { background:transparent; color:#fff; border:1px solid #5
 main { max-width:1080px; margin:0 auto; padding:20px; }
 h1 { font-size:24px; margin:8px 0 16px; }
 h2 { font-size:18px; margin:0 0 12px; }
+h1 .muted { font-size:16px; font-weight:400; margin-left:6px; }
 .crumbs { color:var(--muted); font-size:14px; margin-bottom:4px; }
 .crumbs a { color:var(--muted); }
 .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:16px 18px; margin-bottom:18px; }
@@ -39,9 +40,9 @@ input[type=text], input[type=password], input[type=number], select {
 input:focus, select:focus, button:focus { outline:2px solid #7fa8ff; outline-offset:1px; }
 fieldset { border:1px solid var(--line); border-radius:6px; padding:8px 12px 10px; margin:10px 0; }
 legend { font-weight:600; font-size:14px; padding:0 4px; }
-.checks { display:grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap:2px 14px; }
-.checks label { font-weight:400; margin:3px 0; display:flex; gap:7px; align-items:baseline; }
-.checks code { color:var(--muted); font-size:12px; }
+.checks { display:grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap:4px 14px; }
+.checks label { font-weight:400; margin:3px 0; display:grid; grid-template-columns: 20px 1fr; align-items:baseline; }
+.checks code { grid-column:2; color:var(--muted); font-size:11px; overflow-wrap:anywhere; }
 button, .button { background:var(--accent); color:var(--accent-fg); border:0; border-radius:5px; padding:7px 14px;
   font:inherit; cursor:pointer; text-decoration:none; display:inline-block; }
 button.secondary { background:#e8edf5; color:var(--fg); border:1px solid #c4ccda; }
