@@ -29,6 +29,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('seq', big, (c) => c.notNull())
     .execute();
   await sql`insert into event_log_state (name, seq) values ('pruned_through', 0)`.execute(db);
+  // The webhook dispatcher starts at the end of the log: history is not replayed to CRMs.
+  await sql`insert into event_log_state (name, seq) select 'webhooks', coalesce(max(seq), 0) from events`.execute(
+    db,
+  );
 
   await h
     .autoIdColumn(db.schema.createTable('webhooks'), 'id')
