@@ -1,7 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import {
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type SqliteDatabase,
+  type SqliteStatement,
+} from 'kysely';
 import pg from 'pg';
 import {
   helpersByName,
@@ -46,6 +53,30 @@ export async function createDatabase(url: string, options: DatabaseOptions = {})
   );
 }
 
+/**
+ * Kysely's SQLite driver prepares every statement on every execution; compiling the SQL is a
+ * large share of a small query's cost. Prepared statements are kept by SQL text (LRU, bounded);
+ * a statement still busy iterating is never handed out twice.
+ */
+export function withStatementCache(sqlite: Database.Database, max = 500): SqliteDatabase {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let stmt = cache.get(text);
+      if (stmt && !stmt.busy) {
+        cache.delete(text);
+        cache.set(text, stmt);
+        return stmt;
+      }
+      stmt = sqlite.prepare(text);
+      cache.set(text, stmt);
+      if (cache.size > max) cache.delete(cache.keys().next().value!);
+      return stmt;
+    },
+  };
+}
+
 async function openSqlite(rawPath: string): Promise<DatabaseHandle> {
   const path = rawPath.startsWith('//') ? rawPath.slice(2) : rawPath;
   if (path === '')
@@ -67,7 +98,7 @@ async function openSqlite(rawPath: string): Promise<DatabaseHandle> {
     );
   }
   const db = new Kysely<DB>({
-    dialect: new SqliteDialect({ database: sqlite }),
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
     plugins: [new SqliteBooleanPlugin()],
   });
   return {

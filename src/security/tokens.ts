@@ -24,8 +24,21 @@ export interface NewToken {
 
 const SECRET_BYTES = 32;
 
+const subkeys = new WeakMap<Buffer, Map<string, Buffer>>();
+
+/** A key per purpose, derived from the server key (HKDF-SHA256), computed once per key. */
 function subkey(serverKey: Buffer, purpose: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', serverKey, Buffer.alloc(0), `onecloud:${purpose}`, 32));
+  let byPurpose = subkeys.get(serverKey);
+  if (!byPurpose) {
+    byPurpose = new Map();
+    subkeys.set(serverKey, byPurpose);
+  }
+  let key = byPurpose.get(purpose);
+  if (!key) {
+    key = Buffer.from(hkdfSync('sha256', serverKey, Buffer.alloc(0), `onecloud:${purpose}`, 32));
+    byPurpose.set(purpose, key);
+  }
+  return key;
 }
 
 export function hashTokenSecret(serverKey: Buffer, secretPart: string): string {

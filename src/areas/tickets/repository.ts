@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely';
 import { pageLimit, toPage, type Page, type PageRequest } from '../../db/common.js';
 import { fromJson, toJson } from '../../db/dialects/index.js';
 import type { DB, Role, TicketKind, TicketsTable } from '../../db/schema.js';
@@ -163,6 +163,25 @@ export class TicketRepository {
     return toPage(await q.execute(), limit, toTicket, (r) => r.id);
   }
 
+  /** User tickets of an organization, optionally of one user (internal id), by id. */
+  async listUserTickets(
+    organizationId: number,
+    filter: { userId?: number },
+    page: PageRequest = {},
+  ): Promise<Page<Ticket>> {
+    const limit = pageLimit(page.limit);
+    let q = this.db
+      .selectFrom('tickets')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('kind', '=', 'USER')
+      .orderBy('id')
+      .limit(limit + 1);
+    if (filter.userId !== undefined) q = q.where('user_id', '=', filter.userId);
+    if (page.after != null) q = q.where('id', '>', page.after);
+    return toPage(await q.execute(), limit, toTicket, (r) => r.id);
+  }
+
   /** Revokes a ticket of the organization (null: a system ticket). False if none or already revoked. */
   async revoke(organizationId: number | null, id: number, now = Date.now()): Promise<boolean> {
     let q = this.db
@@ -204,6 +223,41 @@ export class TicketRepository {
   }
 }
 
+const API_SLOT = '\u0000api';
+const ID_SLOT = -987654321;
+
+type AuthRow = Selectable<TicketsTable> & {
+  u_id: number | null;
+  u_user_id: string | null;
+  u_role: Role | null;
+  o_domain: string | null;
+  granted: number;
+};
+type AuthQuery = CompiledQuery<AuthRow>;
+const authQueries = new WeakMap<Kysely<DB>, AuthQuery>();
+
+function compileAuthQuery(db: Kysely<DB>): AuthQuery {
+  return db
+    .selectFrom('tickets as t')
+    .leftJoin('users as u', 'u.id', 't.user_id')
+    .leftJoin('organizations as o', 'o.id', 't.organization_id')
+    .selectAll('t')
+    .select(['u.id as u_id', 'u.user_id as u_user_id', 'u.role as u_role', 'o.domain as o_domain'])
+    .select(
+      sql<number>`case when exists (
+        select 1 from external_api_grants g
+        where g.organization_id = t.organization_id and g.api = ${API_SLOT} and (
+          g.level = 'ORGANIZATION'
+          or (g.level = 'USER' and g.target_id = t.user_id)
+          or (g.level = 'USER_GROUP' and g.target_id in (
+            select m.group_id from user_group_members m
+            where m.organization_id = t.organization_id and m.user_id = t.user_id))
+        )) then 1 else 0 end`.as('granted'),
+    )
+    .where('t.id', '=', ID_SLOT)
+    .compile();
+}
+
 /** What authenticating a user-API request needs, from one query by primary key. */
 export interface UserTicketAuth {
   ticket: Ticket;
@@ -221,25 +275,12 @@ export class TicketAuthRepository {
    * rule is the one of `combineGrants` (src/areas/externalapi/repository.ts): a union of levels.
    */
   async forUserApi(id: number, api: string): Promise<UserTicketAuth | undefined> {
-    const r = await this.db
-      .selectFrom('tickets as t')
-      .leftJoin('users as u', 'u.id', 't.user_id')
-      .leftJoin('organizations as o', 'o.id', 't.organization_id')
-      .selectAll('t')
-      .select(['u.id as u_id', 'u.user_id as u_user_id', 'u.role as u_role', 'o.domain as o_domain'])
-      .select(
-        sql<number>`case when exists (
-          select 1 from external_api_grants g
-          where g.organization_id = t.organization_id and g.api = ${api} and (
-            g.level = 'ORGANIZATION'
-            or (g.level = 'USER' and g.target_id = t.user_id)
-            or (g.level = 'USER_GROUP' and g.target_id in (
-              select m.group_id from user_group_members m
-              where m.organization_id = t.organization_id and m.user_id = t.user_id))
-          )) then 1 else 0 end`.as('granted'),
-      )
-      .where('t.id', '=', id)
-      .executeTakeFirst();
+    // Built and compiled once per repository's database; each call only binds the two values.
+    const compiled = (authQueries.get(this.db) ?? compileAuthQuery(this.db));
+    authQueries.set(this.db, compiled);
+    const params = compiled.parameters.map((p) => (p === API_SLOT ? api : p === ID_SLOT ? id : p));
+    const result = await this.db.executeQuery<AuthRow>(CompiledQuery.raw(compiled.sql, params));
+    const r = result.rows[0];
     if (!r) return undefined;
     const user =
       r.u_id !== null &&
