@@ -227,6 +227,42 @@ export interface WebhookDeliveriesTable {
   delivered_at: number | null;
 }
 
+/** A registered contact of a device (0004_telephony). */
+export interface SipRegistrationsTable {
+  id: AutoId;
+  organization_id: number;
+  device_id: number;
+  user_id: number;
+  aor: string;
+  contact: string;
+  call_id: string;
+  cseq: number;
+  source_transport: string;
+  source_address: string;
+  source_port: number;
+  user_agent: string | null;
+  expires_at: number;
+  registered_at: number;
+  updated_at: number;
+}
+
+/** One user leg of a finished call (0004_telephony). */
+export interface CallRecordsTable {
+  id: AutoId;
+  organization_id: number;
+  call_id: string;
+  branch_id: string;
+  direction: string;
+  user_id: number | null;
+  local_number: string | null;
+  remote_number: string | null;
+  device_type: string | null;
+  started_at: number;
+  answered_at: number | null;
+  ended_at: number;
+  termination_reason: string;
+}
+
 export interface DB {
   system_admins: SystemAdminsTable;
   organizations: OrganizationsTable;
@@ -246,6 +282,8 @@ export interface DB {
   event_log_state: EventLogStateTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  sip_registrations: SipRegistrationsTable;
+  call_records: CallRecordsTable;
 }
 
 export type Row<T extends keyof DB> = Selectable<DB[T]>;

@@ -1,0 +1,207 @@
+/**
+ * The SIP server the HTTP server process starts: UDP and TCP transports, the transaction layer,
+ * the registrar and the B2BUA, wired together. {@link startSipServer} returns the bound port, the
+ * {@link CallCommands} the call control API uses, the registration state query of the device API,
+ * and `close()`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { DatabaseHandle } from '../db/database.js';
+import type { Organization } from '../areas/organizations/repository.js';
+import type { DeviceRegistrationState } from '../areas/registrations/repository.js';
+import { B2bua, type CallCommands } from './b2bua.js';
+import { BatchedWriter } from './call-events.js';
+import { realClock, type Clock } from './clock.js';
+import { localAddress } from './dialog.js';
+import { NonceManager, type DigestAlgorithm } from './digest.js';
+import { createResponse, getMaxForwards, getTo, tagOf, type SipRequest } from './message.js';
+import {
+  BindingStore,
+  BruteForceGuard,
+  DeviceAuthenticator,
+  OrganizationCache,
+  Registrar,
+  type GuardOptions,
+} from './registrar.js';
+import { Router, type TrunkConfig } from './routing.js';
+import { TransactionLayer, type ServerTransaction, type TimerConfig } from './transaction.js';
+import { SipTransportLayer, type Endpoint, type SipLogger, type TransportKind } from './transport.js';
+import { UserAgentCore } from './ua.js';
+
+export interface SipServerOptions {
+  database: DatabaseHandle;
+  /** Address to bind (ONECLOUD_SIP_HOST). */
+  host: string;
+  /** Port to bind, UDP and TCP (ONECLOUD_SIP_PORT, default 5060; 0 = a free port). */
+  port: number;
+  logger?: SipLogger;
+  /** Timer source (tests); real time by default. Nonce timestamps always use the wall clock. */
+  clock?: Clock;
+  /** Nonce HMAC key (32+ bytes; pass the server key so nonces survive restarts); random if absent. */
+  secret?: Buffer;
+  transports?: readonly TransportKind[];
+  timers?: Partial<TimerConfig>;
+  /** Digest algorithms challenged, in order (default MD5, SHA-256). */
+  digestAlgorithms?: readonly DigestAlgorithm[];
+  minExpires?: number;
+  maxExpires?: number;
+  defaultExpires?: number;
+  /** Brute-force protection (repeated failures from one address → 403 for a while). */
+  guard?: GuardOptions;
+  /** Ringing time before 480 (default 60 s). */
+  noAnswerTimeoutMs?: number;
+  /** The SIP trunk of an organization, if it has one. */
+  trunkFor?: (org: Organization) => TrunkConfig | undefined;
+  /** Trunks whose INVITEs come in without digest (matched on source address and port). */
+  trunks?: readonly TrunkConfig[];
+}
+
+export interface SipServer {
+  /** The bound port (UDP and TCP). */
+  port: number;
+  host: string;
+  calls: CallCommands;
+  /** Registration state of a user's devices (device API). */
+  registrationState(organizationId: number, userId: number): Promise<DeviceRegistrationState[]>;
+  /** Waits until every call event and record queued so far is in the database. */
+  flush(): Promise<void>;
+  /** Internals, for tests and metrics. */
+  readonly stats: {
+    activeCalls: number;
+    bindings: number;
+    transactions: { clients: number; servers: number };
+  };
+  /** Ends calls, stops timers, closes the sockets, writes what is queued. */
+  close(): Promise<void>;
+  /** Sweeps expired registrations now (tests). */
+  sweepRegistrations(now?: number): Promise<number>;
+}
+
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER';
+
+const silent: SipLogger = { debug() {}, warn() {}, error() {} };
+
+export async function startSipServer(options: SipServerOptions): Promise<SipServer> {
+  const logger = options.logger ?? silent;
+  const clock = options.clock ?? realClock;
+  const { database } = options;
+  const transport = await SipTransportLayer.start({
+    host: options.host,
+    port: options.port,
+    logger,
+    ...(options.transports ? { transports: options.transports } : {}),
+  });
+  let dispatch: (req: SipRequest, tx: ServerTransaction | undefined, source: Endpoint) => void = () => {};
+  const layer = new TransactionLayer({
+    transport,
+    clock,
+    logger,
+    ...(options.timers ? { timers: options.timers } : {}),
+    // The B2BUA answers 100 itself once it accepted a call.
+    trying100DelayMs: 200,
+    onRequest: (req, tx, source) => dispatch(req, tx, source),
+    onStrayResponse: (res) => ua.reAck(res),
+  });
+  transport.onMessage((m, s) => layer.receive(m, s));
+  const ua = new UserAgentCore(transport, layer, localAddress(transport), clock, logger);
+  const now = (): number => clock.now();
+  const nonces = new NonceManager({ secret: options.secret ?? randomBytes(32), wallClock: () => Date.now() });
+  const guard = new BruteForceGuard(() => Date.now(), logger, options.guard);
+  const auth = new DeviceAuthenticator({
+    database,
+    nonces,
+    guard,
+    logger,
+    ...(options.digestAlgorithms ? { algorithms: options.digestAlgorithms } : {}),
+  });
+  const organizations = new OrganizationCache(database, () => Date.now());
+  const store = new BindingStore(() => Date.now());
+  const registrar = new Registrar({
+    database,
+    ua,
+    auth,
+    organizations,
+    store,
+    clock: { now: () => Date.now(), setTimer: (ms, fn) => clock.setTimer(ms, fn) },
+    logger,
+    ...(options.minExpires !== undefined ? { minExpires: options.minExpires } : {}),
+    ...(options.maxExpires !== undefined ? { maxExpires: options.maxExpires } : {}),
+    ...(options.defaultExpires !== undefined ? { defaultExpires: options.defaultExpires } : {}),
+  });
+  const writer = new BatchedWriter(database, logger);
+  const b2bua = new B2bua({
+    database,
+    ua,
+    auth,
+    organizations,
+    store,
+    router: new Router(database, options.trunkFor),
+    writer,
+    clock: { now: () => Date.now(), setTimer: (ms, fn) => clock.setTimer(ms, fn) },
+    logger,
+    ...(options.noAnswerTimeoutMs !== undefined ? { noAnswerTimeoutMs: options.noAnswerTimeoutMs } : {}),
+    ...(options.trunks ? { trunks: options.trunks } : {}),
+  });
+  void now;
+
+  dispatch = (req, tx, source) => {
+    if (!tx) {
+      if (req.method === 'ACK') b2bua.handleAck(req);
+      return;
+    }
+    const maxForwards = getMaxForwards(req);
+    if (maxForwards === 0 && req.method !== 'OPTIONS') {
+      ua.reply(tx, 483);
+      return;
+    }
+    switch (req.method) {
+      case 'REGISTER':
+        void registrar.handle(req, tx, source);
+        return;
+      case 'OPTIONS':
+        if (tagOf(getTo(req)) === undefined) {
+          ua.respond(
+            tx,
+            createResponse(req, 200, {
+              headers: [
+                { name: 'Allow', value: ALLOW },
+                { name: 'Accept', value: 'application/sdp' },
+              ],
+            }),
+          );
+          return;
+        }
+        b2bua.handleRequest(req, tx, source);
+        return;
+      default:
+        b2bua.handleRequest(req, tx, source);
+    }
+  };
+
+  const restored = await registrar.start();
+  if (restored > 0) logger.debug({ restored }, 'SIP: registrations restored');
+
+  let closed = false;
+  return {
+    port: transport.port,
+    host: transport.address,
+    calls: b2bua,
+    registrationState: (organizationId, userId) => registrar.stateOfUser(organizationId, userId),
+    flush: () => writer.flush(),
+    get stats() {
+      return { activeCalls: b2bua.activeCalls, bindings: store.size, transactions: layer.size };
+    },
+    sweepRegistrations: (at) => registrar.sweep(at),
+    async close() {
+      if (closed) return;
+      closed = true;
+      b2bua.close();
+      registrar.close();
+      // Let the BYEs leave before the sockets close.
+      await new Promise((r) => setTimeout(r, 20));
+      ua.close();
+      layer.close();
+      await transport.close();
+      await writer.flush();
+    },
+  };
+}
