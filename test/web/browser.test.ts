@@ -244,3 +244,60 @@ test(
     assert.deepEqual(errors, [], 'no errors in the browser console (CSP violations included)');
   },
 );
+
+test(
+  'without JavaScript the pages still work: log in, create a ticket, read the token (copy buttons stay hidden)',
+  { skip },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'onecloud-chromium-nojs-'));
+    const noJs = await chromium.launchPersistentContext(dir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      javaScriptEnabled: false,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
+      viewport: { width: 1200, height: 800 },
+      baseURL: base,
+    });
+    try {
+      const p = noJs.pages()[0] ?? (await noJs.newPage());
+      p.setDefaultTimeout(10_000);
+      const domain = uniqueDomain();
+      await p.goto('/admin/login');
+      await p.getByLabel('User name').fill('admin');
+      await p.getByLabel('Password').fill(ADMIN_PASSWORD);
+      await p.getByRole('button', { name: 'Log in' }).click();
+      await p.getByLabel('Domain').fill(domain);
+      await p.getByLabel('Name').fill('No script Ltd');
+      await p.getByRole('button', { name: 'Create organization' }).click();
+      await p.getByText('Organization created.').waitFor();
+      await p.getByRole('link', { name: 'System tickets' }).click();
+      await p.locator('input[name="scope.ADMIN"]').check();
+      await p.getByRole('button', { name: 'Create system ticket' }).click();
+      await p.getByText('they are shown only this once').waitFor();
+      assert.match(await p.locator('#ticket-token').inputValue(), /^\d+\.[A-Za-z0-9_-]{43}$/);
+      assert.equal(
+        await p.locator('button[data-copy="ticket-token"]').isVisible(),
+        false,
+        'no copy button without JS',
+      );
+      await p.screenshot({
+        path: join(SHOTS, '20-admin-system-ticket-without-javascript.png'),
+        fullPage: true,
+      });
+      await p.getByRole('button', { name: 'Log out' }).click();
+      await p.getByRole('heading', { name: 'System administrator' }).waitFor();
+    } finally {
+      await noJs.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
