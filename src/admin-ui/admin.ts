@@ -79,7 +79,7 @@ export async function adminArea(app: FastifyInstance, deps: WebDeps): Promise<vo
     return loginPage('admin', { next: safeNext(next, '/admin') });
   });
 
-  postForm(app, deps, '/login', 'public', async (request, reply) => {
+  postForm(app, '/login', 'public', async (request, reply) => {
     const body = formBody(request);
     const username = field(body, 'username').trim();
     const next = safeNext(body.next, '/admin');
@@ -108,7 +108,7 @@ export async function adminArea(app: FastifyInstance, deps: WebDeps): Promise<vo
     redirect(reply, next);
   });
 
-  postForm(app, deps, '/logout', 'admin', async (request, reply) => {
+  postForm(app, '/logout', 'admin', async (request, reply) => {
     await endSession(deps.database, request, reply, 'admin');
     redirect(reply, '/admin/login');
   });
@@ -184,7 +184,7 @@ export async function adminArea(app: FastifyInstance, deps: WebDeps): Promise<vo
 
   getPage(app, '/organizations', 'admin', async (request) => orgsPage(request));
 
-  postForm(app, deps, '/organizations', 'admin', async (request, reply) => {
+  postForm(app, '/organizations', 'admin', async (request, reply) => {
     const body = formBody(request);
     const input = { domain: field(body, 'domain').trim(), name: field(body, 'name').trim() };
     return attempt(
@@ -364,7 +364,7 @@ export async function adminArea(app: FastifyInstance, deps: WebDeps): Promise<vo
 
   getPage(app, '/tickets', 'admin', async (request) => ticketsPage(request));
 
-  postForm(app, deps, '/tickets', 'admin', async (request, reply) => {
+  postForm(app, '/tickets', 'admin', async (request, reply) => {
     const body = formBody(request);
     const form = {
       name: field(body, 'name').trim(),
@@ -400,7 +400,7 @@ export async function adminArea(app: FastifyInstance, deps: WebDeps): Promise<vo
     return result;
   });
 
-  postForm(app, deps, '/tickets/:id/revoke', 'admin', async (request, reply) => {
+  postForm(app, '/tickets/:id/revoke', 'admin', async (request, reply) => {
     const id = (request.params as { id: string }).id;
     if (!/^\d{1,15}$/.test(id)) throw new AppError(404, `no ticket ${id}`);
     await revokeTicket(deps.database, actorOf(request.principal), { organizationId: null }, Number(id));

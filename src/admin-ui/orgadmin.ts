@@ -185,7 +185,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
 
   getPage(app, route, who, async (request) => usersPage(request));
 
-  postForm(app, deps, `${route}/users`, who, async (request, reply) => {
+  postForm(app, `${route}/users`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const body = formBody(request);
     const input: Record<string, string> = { userId: field(body, 'userId').trim(), role: field(body, 'role') };
@@ -331,7 +331,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
 
   getPage(app, `${route}/users/:user`, who, async (request) => userPage(request));
 
-  postForm(app, deps, `${route}/users/:user/role`, who, async (request, reply) => {
+  postForm(app, `${route}/users/:user/role`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const user = await userOf(request, org);
     return attempt(
@@ -350,7 +350,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
     );
   });
 
-  postForm(app, deps, `${route}/users/:user/groups`, who, async (request, reply) => {
+  postForm(app, `${route}/users/:user/groups`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const user = await userOf(request, org);
     const ids = ticked(formBody(request), 'group').map(Number).filter(Number.isInteger);
@@ -364,7 +364,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
     );
   });
 
-  postForm(app, deps, `${route}/users/:user/external-api`, who, async (request, reply) => {
+  postForm(app, `${route}/users/:user/external-api`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const user = await userOf(request, org);
     return attempt(
@@ -452,7 +452,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
 
   getPage(app, `${route}/groups`, who, async (request) => groupsPage(request));
 
-  postForm(app, deps, `${route}/groups`, who, async (request, reply) => {
+  postForm(app, `${route}/groups`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const name = field(formBody(request), 'name');
     return attempt(
@@ -530,7 +530,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
 
   getPage(app, `${route}/groups/:group`, who, async (request) => groupPage(request));
 
-  postForm(app, deps, `${route}/groups/:group/members`, who, async (request, reply) => {
+  postForm(app, `${route}/groups/:group/members`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const group = await groupOf(request, org);
     const ids = ticked(formBody(request), 'member').map(Number).filter(Number.isInteger);
@@ -544,7 +544,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
     );
   });
 
-  postForm(app, deps, `${route}/groups/:group/external-api`, who, async (request, reply) => {
+  postForm(app, `${route}/groups/:group/external-api`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const group = await groupOf(request, org);
     return attempt(
@@ -628,7 +628,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
 
   getPage(app, `${route}/external-api`, who, async (request) => externalPage(request));
 
-  postForm(app, deps, `${route}/external-api`, who, async (request, reply) => {
+  postForm(app, `${route}/external-api`, who, async (request, reply) => {
     const org = await mount.organization(request);
     return attempt(
       reply,

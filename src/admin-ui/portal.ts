@@ -92,7 +92,7 @@ export async function portalArea(app: FastifyInstance, deps: WebDeps): Promise<v
     return loginPage('user', { next: safeNext(next, '/portal') });
   });
 
-  postForm(app, deps, '/login', 'public', async (request, reply) => {
+  postForm(app, '/login', 'public', async (request, reply) => {
     const body = formBody(request);
     const username = field(body, 'username').trim();
     const next = safeNext(body.next, '/portal');
@@ -131,7 +131,7 @@ export async function portalArea(app: FastifyInstance, deps: WebDeps): Promise<v
     redirect(reply, next);
   });
 
-  postForm(app, deps, '/logout', 'user', async (request, reply) => {
+  postForm(app, '/logout', 'user', async (request, reply) => {
     await endSession(deps.database, request, reply, 'user');
     redirect(reply, '/portal/login');
   });
@@ -303,7 +303,7 @@ export async function portalArea(app: FastifyInstance, deps: WebDeps): Promise<v
 
   getPage(app, '/tickets', 'user', async (request) => ticketsPage(request));
 
-  postForm(app, deps, '/tickets', 'user', async (request, reply) => {
+  postForm(app, '/tickets', 'user', async (request, reply) => {
     const { org, user } = await current(request);
     const body = formBody(request);
     const form = {
@@ -346,7 +346,7 @@ export async function portalArea(app: FastifyInstance, deps: WebDeps): Promise<v
     return result;
   });
 
-  postForm(app, deps, '/tickets/:id/revoke', 'user', async (request, reply) => {
+  postForm(app, '/tickets/:id/revoke', 'user', async (request, reply) => {
     const { org, user } = await current(request);
     const id = (request.params as { id: string }).id;
     if (!/^\d{1,15}$/.test(id)) throw new AppError(404, `no ticket ${id}`);

@@ -5,7 +5,7 @@ import { AppError } from '../errors.js';
 import type { Principal } from '../http/auth.js';
 import type { Html } from './html.js';
 import { errorFlash, type Flash } from './layout.js';
-import { authenticateFormPost, type Who } from './session.js';
+import type { Who } from './session.js';
 
 export interface WebDeps {
   config: Config;
@@ -61,23 +61,18 @@ export function getPage(app: FastifyInstance, url: string, who: Who | 'public', 
 }
 
 /**
- * A form post. Session posts are declared `public` to the auth layer and authenticated here,
- * after the body is parsed, so the CSRF token can come from the form (see authenticateFormPost).
+ * A form post: the auth layer checks the session of `who` and, once the body is read, the form's
+ * CSRF token (`_csrf`).
  */
-export function postForm(
-  app: FastifyInstance,
-  deps: WebDeps,
-  url: string,
-  who: Who | 'public',
-  handler: Handler,
-): void {
+export function postForm(app: FastifyInstance, url: string, who: Who | 'public', handler: Handler): void {
   app.post(
     url,
     {
       schema: { hide: true },
-      config: { formats: 'raw', forms: true, access: { kind: 'public' } },
-      preHandler: async (request) => {
-        if (who !== 'public') request.principal = await authenticateFormPost(deps.database, request, who);
+      config: {
+        formats: 'raw',
+        forms: true,
+        access: who === 'public' ? { kind: 'public' } : { kind: 'session', who },
       },
     },
     async (request, reply) => {

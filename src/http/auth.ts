@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { DatabaseHandle } from '../db/database.js';
 import { AppError, ForbiddenError, NotFoundError, UnauthorizedError } from '../errors.js';
@@ -139,9 +139,13 @@ export const auth = fp<AuthOptions>(
       else if (access.kind === 'session') await authenticateSession(request, access.who);
     });
 
-    // The admin API's signature covers the body, so it is checked once the body is read.
+    // The admin API's signature and a form's CSRF token are in the body: checked once it is read.
     app.addHook('preValidation', async (request, reply) => {
       const access = request.routeOptions.config?.access;
+      if (access?.kind === 'session') {
+        checkCsrf(request);
+        return;
+      }
       if (access?.kind !== 'admin') return;
       const wait = failures.retryAfter(request.ip);
       if (wait > 0) {
@@ -357,13 +361,6 @@ export const auth = fp<AuthOptions>(
       if (!session || (who === 'admin' ? session.kind !== 'ADMIN' : session.kind !== 'USER')) {
         throw new AppError(401, 'log in first', { headers: { 'x-login-required': who } });
       }
-      if (request.method !== 'GET' && request.method !== 'HEAD') {
-        const body = request.body as Record<string, unknown> | undefined;
-        const given =
-          (request.headers['x-csrf-token'] as string | undefined) ?? (body?._csrf as string | undefined);
-        if (given !== session.csrfToken)
-          throw new ForbiddenError('the form has expired; reload the page and try again');
-      }
       if (session.kind === 'ADMIN') {
         request.principal = {
           kind: 'admin-session',
@@ -378,6 +375,23 @@ export const auth = fp<AuthOptions>(
   },
   { name: 'onecloud-auth', dependencies: ['onecloud-platform'] },
 );
+
+/**
+ * Every state-changing request of a web session carries the session's CSRF token, as the form
+ * field `_csrf` or the header `x-csrf-token` (compared in constant time); else 403.
+ */
+function checkCsrf(request: FastifyRequest): void {
+  if (request.method === 'GET' || request.method === 'HEAD') return;
+  const p = request.principal;
+  if (p.kind !== 'admin-session' && p.kind !== 'user-session') return;
+  const body = request.body as Record<string, unknown> | undefined;
+  const given = request.headers['x-csrf-token'] ?? body?._csrf;
+  const a = Buffer.from(typeof given === 'string' ? given : '');
+  const b = Buffer.from(p.csrfToken);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) {
+    throw new ForbiddenError('the form has expired; reload the page and try again');
+  }
+}
 
 /** `{domain}/{user}` in the path must be the authenticated user's own (else 403). */
 function assertOwnPath(request: FastifyRequest, user: AuthUser): void {
