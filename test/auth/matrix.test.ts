@@ -43,6 +43,7 @@ forEachDialect('authorization matrix', (ctx) => {
   let sys: { token: string; secret: string };
   let sysNarrow: { token: string; secret: string };
   let sysOther: { token: string; secret: string };
+  let sysNarrowUsers: { token: string; secret: string };
   let sysRevoked: { token: string; secret: string };
   let sysExpired: { token: string; secret: string };
 
@@ -71,6 +72,7 @@ forEachDialect('authorization matrix', (ctx) => {
     sys = await systemTicket(ctx.handle, config, ['ADMIN']);
     sysNarrow = await systemTicket(ctx.handle, config, ['ADMIN_AUDIT']);
     sysOther = await systemTicket(ctx.handle, config, ['ADMIN'], [org2.domain]);
+    sysNarrowUsers = await systemTicket(ctx.handle, config, ['ADMIN_USERS']);
     sysRevoked = await systemTicket(ctx.handle, config, ['ADMIN']);
     await revokeTicket(ctx.handle, 'test', { organizationId: null }, Number(sysRevoked.token.split('.')[0]));
     const secretPart = randomBytes(32).toString('base64url');
@@ -171,13 +173,16 @@ forEachDialect('authorization matrix', (ctx) => {
         return call(method, own, { authorization: basic('alice', domain, PASSWORD) });
       }
       case 'admin': {
+        // Admin routes act on a user that does not exist: the matrix must not delete alice or
+        // reset her password while other routes still use her.
+        const own = pathFor(url, domain, 'matrix-nobody');
         const sign = (ticket: { token: string; secret: string }, path = own) =>
           call(method, path, signed(ticket, method, path));
         if (c === 'none') return call(method, own);
         if (c === 'badSignature') return sign({ token: sys.token, secret: 'not-the-secret' });
         if (c === 'revoked') return sign(sysRevoked);
         if (c === 'expired') return sign(sysExpired);
-        if (c === 'wrongScope') return sign(access.scope === 'ADMIN_AUDIT' ? sysOther : sysNarrow);
+        if (c === 'wrongScope') return sign(access.scope === 'ADMIN_AUDIT' ? sysNarrowUsers : sysNarrow);
         if (c === 'otherOrg') return sign(sysOther);
         return sign(sys);
       }

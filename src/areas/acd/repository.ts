@@ -156,6 +156,16 @@ export class AcdRepository {
     return toGroup(r);
   }
 
+  /** Clears the group's function number column where it is `number` (the number left the group). */
+  async clearNumber(organizationId: number, number: string, now = Date.now()): Promise<void> {
+    await this.db
+      .updateTable('acd_groups')
+      .set({ number: null, updated_at: now })
+      .where('organization_id', '=', organizationId)
+      .where('number', '=', number)
+      .execute();
+  }
+
   /** Deletes the group and its agents (cascade); its numbers are released. */
   async deleteGroup(organizationId: number, id: number): Promise<boolean> {
     const r = await this.db
@@ -223,6 +233,40 @@ export class AcdRepository {
       .execute();
     const r = rows[0];
     return r && this.toAgent(r);
+  }
+
+  /** Agents by user id, keyset-paginated (`after` is the last user id of the previous page). */
+  async listAgentsPage(
+    organizationId: number,
+    groupId: number,
+    page: PageRequest<string> = {},
+  ): Promise<Page<AcdAgent, string>> {
+    const limit = pageLimit(page.limit);
+    let q = this.agentQuery(organizationId)
+      .where('a.group_id', '=', groupId)
+      .orderBy('u.user_id')
+      .limit(limit + 1);
+    if (page.after != null) q = q.where('u.user_id', '>', page.after);
+    return toPage(
+      await q.execute(),
+      limit,
+      (r) => this.toAgent(r),
+      (r) => r.user_name,
+    );
+  }
+
+  async countAgents(organizationId: number, groupIds: number[]): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    if (groupIds.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('acd_agents')
+      .select(['group_id', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('organization_id', '=', organizationId)
+      .where('group_id', 'in', groupIds)
+      .groupBy('group_id')
+      .execute();
+    for (const r of rows) out.set(r.group_id, Number(r.n));
+    return out;
   }
 
   async listAgents(organizationId: number, groupId: number): Promise<AcdAgent[]> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
-import { mapConflict } from '../../db/common.js';
+import { mapConflict, pageLimit, toPage, type Page, type PageRequest } from '../../db/common.js';
 import type { DB, DeviceKind, DevicesTable } from '../../db/schema.js';
 import { NotFoundError } from '../../errors.js';
 
@@ -146,6 +146,24 @@ export class DeviceRepository {
       .orderBy('id')
       .execute();
     return rows.map(toDevice);
+  }
+
+  /** A user's devices by id (creation order), keyset-paginated. */
+  async listByUserPage(
+    organizationId: number,
+    userId: number,
+    page: PageRequest = {},
+  ): Promise<Page<Device>> {
+    const limit = pageLimit(page.limit);
+    let q = this.db
+      .selectFrom('devices')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('user_id', '=', userId)
+      .orderBy('id')
+      .limit(limit + 1);
+    if (page.after != null) q = q.where('id', '>', page.after);
+    return toPage(await q.execute(), limit, toDevice, (r) => r.id);
   }
 
   /** By public deviceId (`2.<uuid>`); undefined for a malformed id too. */

@@ -1,14 +1,21 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { DatabaseHandle } from '../../db/database.js';
 import { recordChange } from '../../db/changes.js';
-import { ValidationError } from '../../errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../errors.js';
 import { assertValid } from '../../http/validation.js';
 import { digestHa1 } from '../../security/passwords.js';
 import type { Actor } from '../common/actor.js';
 import { requireOrganization } from '../organizations/service.js';
 import { requireUser } from '../users/service.js';
 import { DeviceRepository, type Device } from './repository.js';
-import { NewDeviceSchema, type NewDeviceInput } from './schemas.js';
+import {
+  NewDeviceSchema,
+  UpdateDeviceSchema,
+  type NewDeviceInput,
+  type UpdateDeviceInput,
+} from './schemas.js';
+import type { Organization } from '../organizations/repository.js';
+import type { User } from '../users/repository.js';
 
 export interface SipAccount {
   /** Digest user name, registered as sip:{username}@{domain}. */
@@ -83,4 +90,144 @@ export async function createDevice(
 
 function defaultName(kind: Device['kind']): string {
   return kind === 'MOBILE' ? 'Mobile' : kind === 'DESKPHONE' ? 'Desk phone' : 'Softphone';
+}
+
+/** The device `deviceId` of `user`, or 404 (a device of another user is not found either). */
+export async function requireDevice(
+  database: DatabaseHandle,
+  organization: Organization,
+  user: User,
+  deviceId: string,
+): Promise<Device> {
+  const d = await new DeviceRepository(database.db).get(organization.id, deviceId);
+  if (!d || d.userId !== user.id)
+    throw new NotFoundError(`no device ${deviceId} of ${user.userId}@${organization.domain}`);
+  return d;
+}
+
+export async function updateDevice(
+  database: DatabaseHandle,
+  actor: Actor,
+  organization: Organization,
+  user: User,
+  deviceId: string,
+  input: unknown,
+  prefix = 'body',
+): Promise<Device> {
+  const data = assertValid<UpdateDeviceInput>(UpdateDeviceSchema, input ?? {}, prefix);
+  const device = await requireDevice(database, organization, user, deviceId);
+  if (data.deviceId !== undefined && data.deviceId !== device.deviceId) {
+    throw new ValidationError([
+      { field: `${prefix}.deviceId`, message: `cannot be changed (is ${device.deviceId}); leave it out` },
+    ]);
+  }
+  if (data.deviceType !== undefined && data.deviceType !== device.kind) {
+    throw new ValidationError([
+      {
+        field: `${prefix}.deviceType`,
+        message: `cannot be changed (is ${device.kind}); create a new device instead`,
+      },
+    ]);
+  }
+  if (device.kind === 'MOBILE' && data.number !== undefined && data.number !== device.number) {
+    throw new ValidationError([
+      {
+        field: `${prefix}.number`,
+        message: 'is the identity of a MOBILE device; create a new device for another number',
+      },
+    ]);
+  }
+  return database.db.transaction().execute(async (trx) => {
+    const updated = await new DeviceRepository(trx).update(organization.id, deviceId, {
+      ...(data.deviceName !== undefined ? { name: data.deviceName } : {}),
+      ...(data.deviceIcon !== undefined ? { icon: data.deviceIcon } : {}),
+      ...(data.number !== undefined ? { number: data.number } : {}),
+    });
+    const summary = {
+      deviceId,
+      user: `${user.userId}@${organization.domain}`,
+      fields: Object.keys(data)
+        .filter((k) => k !== 'deviceId' && k !== 'deviceType')
+        .sort(),
+    };
+    await recordChange(trx, {
+      organizationId: organization.id,
+      actor,
+      action: 'device.updated',
+      entity: 'device',
+      entityId: deviceId,
+      data: summary,
+      event: { type: 'device.updated', userId: user.id, data: summary },
+    });
+    return updated;
+  });
+}
+
+/** Rotates a SIP device's password: a new one is generated and returned once; the old stops working. */
+export async function rotateSipPassword(
+  database: DatabaseHandle,
+  actor: Actor,
+  organization: Organization,
+  user: User,
+  deviceId: string,
+): Promise<{ device: Device; sip: SipAccount }> {
+  const device = await requireDevice(database, organization, user, deviceId);
+  if (device.kind === 'MOBILE' || device.sipUsername === null) {
+    throw new ConflictError(
+      `device ${deviceId} is a ${device.kind} without a SIP account; only desk phones and softphones have SIP passwords`,
+    );
+  }
+  const password = newSipPassword();
+  const sip: SipAccount = {
+    username: device.sipUsername,
+    password,
+    domain: organization.domain,
+    realm: organization.domain,
+  };
+  const updated = await database.db.transaction().execute(async (trx) => {
+    const d = await new DeviceRepository(trx).setCredentials(organization.id, deviceId, {
+      sipUsername: sip.username,
+      ha1Md5: digestHa1(sip.username, sip.realm, password, 'MD5'),
+      ha1Sha256: digestHa1(sip.username, sip.realm, password, 'SHA-256'),
+    });
+    const summary = { deviceId, user: `${user.userId}@${organization.domain}`, sipUsername: sip.username };
+    await recordChange(trx, {
+      organizationId: organization.id,
+      actor,
+      action: 'device.password_rotated',
+      entity: 'device',
+      entityId: deviceId,
+      data: summary,
+      event: { type: 'device.password_rotated', userId: user.id, data: summary },
+    });
+    return d;
+  });
+  return { device: updated, sip };
+}
+
+/** Deletes a device (its SIP account stops registering at once). */
+export async function deleteDevice(
+  database: DatabaseHandle,
+  actor: Actor,
+  organization: Organization,
+  user: User,
+  deviceId: string,
+): Promise<Device> {
+  const device = await requireDevice(database, organization, user, deviceId);
+  await database.db.transaction().execute(async (trx) => {
+    if (!(await new DeviceRepository(trx).delete(organization.id, deviceId))) {
+      throw new NotFoundError(`no device ${deviceId} of ${user.userId}@${organization.domain}`);
+    }
+    const summary = { deviceId, deviceType: device.kind, user: `${user.userId}@${organization.domain}` };
+    await recordChange(trx, {
+      organizationId: organization.id,
+      actor,
+      action: 'device.deleted',
+      entity: 'device',
+      entityId: deviceId,
+      data: summary,
+      event: { type: 'device.deleted', userId: user.id, data: summary },
+    });
+  });
+  return device;
 }

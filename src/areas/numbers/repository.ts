@@ -128,6 +128,31 @@ export class NumberRepository {
     return toPage(await q.execute(), limit, toNumber, (r) => r.number);
   }
 
+  /** A page of the organization's numbers with the owning user's id (by number). */
+  async listWithOwners(
+    organizationId: number,
+    page: PageRequest<string> = {},
+    only?: string,
+  ): Promise<Page<PhoneNumber & { userName: string | null }, string>> {
+    const limit = pageLimit(page.limit);
+    let q = this.db
+      .selectFrom('numbers as n')
+      .leftJoin('users as u', 'u.id', 'n.user_id')
+      .selectAll('n')
+      .select('u.user_id as user_name')
+      .where('n.organization_id', '=', organizationId)
+      .orderBy('n.number')
+      .limit(limit + 1);
+    if (only !== undefined) q = q.where('n.number', '=', only);
+    if (page.after != null) q = q.where('n.number', '>', page.after);
+    return toPage(
+      await q.execute(),
+      limit,
+      (r) => ({ ...toNumber(r), userName: r.user_name }),
+      (r) => r.number,
+    );
+  }
+
   async listByUser(organizationId: number, userId: number): Promise<PhoneNumber[]> {
     const rows = await this.db
       .selectFrom('numbers')

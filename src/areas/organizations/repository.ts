@@ -120,6 +120,35 @@ export class OrganizationRepository {
     return Number(r.numDeletedRows) > 0;
   }
 
+  /** How many rows of each dependant kind the organization has (what a forced delete removes). */
+  async countDependants(id: number): Promise<{
+    users: number;
+    devices: number;
+    userGroups: number;
+    acdGroups: number;
+    numbers: number;
+    tickets: number;
+  }> {
+    const count = async (
+      table: 'users' | 'devices' | 'user_groups' | 'acd_groups' | 'numbers' | 'tickets',
+    ) => {
+      const r = await this.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('organization_id', '=', id)
+        .executeTakeFirstOrThrow();
+      return Number(r.n);
+    };
+    return {
+      users: await count('users'),
+      devices: await count('devices'),
+      userGroups: await count('user_groups'),
+      acdGroups: await count('acd_groups'),
+      numbers: await count('numbers'),
+      tickets: await count('tickets'),
+    };
+  }
+
   async countUsers(id: number): Promise<number> {
     const r = await this.db
       .selectFrom('users')

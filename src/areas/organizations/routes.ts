@@ -6,8 +6,14 @@ import { decodeCursor, encodeCursor, PageQuery, pageOf } from '../../http/pagina
 import { errorResponses } from '../../http/schemas.js';
 import { NotFoundError } from '../../errors.js';
 import { OrganizationRepository, type Organization } from './repository.js';
-import { NewOrganizationSchema, OrganizationSchema } from './schemas.js';
-import { createOrganization } from './service.js';
+import {
+  NewOrganizationSchema,
+  OrganizationDeletedSchema,
+  OrganizationSchema,
+  UpdateOrganizationSchema,
+} from './schemas.js';
+import { createOrganization, deleteOrganization, updateOrganization } from './service.js';
+import { orgOf } from '../common/admin.js';
 
 export function viewOrganization(o: Organization) {
   return {
@@ -92,5 +98,50 @@ export async function organizationAdminRoutes(
       config: { access, xmlRoot: 'organization' },
     },
     async (request) => viewOrganization(request.organization!),
+  );
+
+  app.put(
+    '/api/admin/organizations/:domain',
+    {
+      schema: {
+        summary: 'Update an organization (name, number plan)',
+        tags: ['Admin: organizations'],
+        params: Type.Object({ domain: Type.String({ maxLength: 253 }) }),
+        body: UpdateOrganizationSchema,
+        response: { 200: OrganizationSchema, ...errorResponses },
+      },
+      config: { access, xmlRoot: 'organization' },
+    },
+    async (request) =>
+      viewOrganization(
+        await updateOrganization(deps.database, actorOf(request.principal), orgOf(request), request.body),
+      ),
+  );
+
+  app.delete(
+    '/api/admin/organizations/:domain',
+    {
+      schema: {
+        summary: 'Delete an organization',
+        description:
+          'Refused with 409 while the organization has users, unless `force=true`: then its users, devices, ' +
+          'groups, numbers, tickets and grants are deleted with it. The audit log and the event log keep its history.',
+        tags: ['Admin: organizations'],
+        params: Type.Object({ domain: Type.String({ maxLength: 253 }) }),
+        querystring: Type.Object({ force: Type.Optional(Type.Boolean({ default: false })) }),
+        response: { 200: OrganizationDeletedSchema, ...errorResponses },
+      },
+      config: { access, xmlRoot: 'deleted' },
+    },
+    async (request) => {
+      const { force } = request.query as { force?: boolean };
+      const done = await deleteOrganization(
+        deps.database,
+        actorOf(request.principal),
+        orgOf(request),
+        force === true,
+      );
+      return { deleted: done.domain, removed: done.removed };
+    },
   );
 }

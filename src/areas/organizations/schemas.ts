@@ -32,3 +32,26 @@ export const OrganizationSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });
+
+/** PUT body: the fields that may change (the domain is the organization's identity). */
+export const UpdateOrganizationSchema = Type.Object(
+  {
+    domain: Type.Optional(Type.String({ description: 'if given, must be the organization’s own domain' })),
+    name: Type.Optional(Name),
+    numberPlan: Type.Optional(Type.Array(NumberPlanRuleSchema, { maxItems: 100 })),
+  },
+  { additionalProperties: false },
+);
+export type UpdateOrganizationInput = Static<typeof UpdateOrganizationSchema>;
+
+export const OrganizationDeletedSchema = Type.Object({
+  deleted: Type.String({ description: 'the domain' }),
+  removed: Type.Object({
+    users: Type.Integer(),
+    devices: Type.Integer(),
+    userGroups: Type.Integer(),
+    acdGroups: Type.Integer(),
+    numbers: Type.Integer(),
+    tickets: Type.Integer(),
+  }),
+});

@@ -276,7 +276,7 @@ export class TicketAuthRepository {
    */
   async forUserApi(id: number, api: string): Promise<UserTicketAuth | undefined> {
     // Built and compiled once per repository's database; each call only binds the two values.
-    const compiled = (authQueries.get(this.db) ?? compileAuthQuery(this.db));
+    const compiled = authQueries.get(this.db) ?? compileAuthQuery(this.db);
     authQueries.set(this.db, compiled);
     const params = compiled.parameters.map((p) => (p === API_SLOT ? api : p === ID_SLOT ? id : p));
     const result = await this.db.executeQuery<AuthRow>(CompiledQuery.raw(compiled.sql, params));

@@ -153,6 +153,73 @@ export class UserGroupRepository {
     return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
   }
 
+  /** Which of these group ids exist in the organization. */
+  async existingIds(organizationId: number, ids: number[]): Promise<Set<number>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.db
+      .selectFrom('user_groups')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('id', 'in', [...new Set(ids)])
+      .execute();
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** Adds memberships in bulk (pairs already checked to be in the organization). */
+  async addMemberships(organizationId: number, pairs: { groupId: number; userId: number }[]): Promise<void> {
+    for (let i = 0; i < pairs.length; i += 500) {
+      await this.db
+        .insertInto('user_group_members')
+        .values(
+          pairs
+            .slice(i, i + 500)
+            .map((p) => ({ group_id: p.groupId, user_id: p.userId, organization_id: organizationId })),
+        )
+        .onConflict((oc) => oc.columns(['group_id', 'user_id']).doNothing())
+        .execute();
+    }
+  }
+
+  /** Makes the user a member of exactly these groups. */
+  async setGroupsOfUser(organizationId: number, userId: number, groupIds: number[]): Promise<void> {
+    await this.db
+      .deleteFrom('user_group_members')
+      .where('organization_id', '=', organizationId)
+      .where('user_id', '=', userId)
+      .execute();
+    await this.addMemberships(
+      organizationId,
+      [...new Set(groupIds)].map((groupId) => ({ groupId, userId })),
+    );
+  }
+
+  /** Makes exactly these users (internal ids) the group's members. */
+  async setMembers(organizationId: number, groupId: number, userIds: number[]): Promise<void> {
+    await this.db
+      .deleteFrom('user_group_members')
+      .where('organization_id', '=', organizationId)
+      .where('group_id', '=', groupId)
+      .execute();
+    await this.addMemberships(
+      organizationId,
+      [...new Set(userIds)].map((userId) => ({ groupId, userId })),
+    );
+  }
+
+  async countMembers(organizationId: number, groupIds: number[]): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    if (groupIds.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('user_group_members')
+      .select(['group_id', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('organization_id', '=', organizationId)
+      .where('group_id', 'in', groupIds)
+      .groupBy('group_id')
+      .execute();
+    for (const r of rows) out.set(r.group_id, Number(r.n));
+    return out;
+  }
+
   async removeMember(organizationId: number, groupId: number, userId: number): Promise<boolean> {
     const r = await this.db
       .deleteFrom('user_group_members')
@@ -173,6 +240,30 @@ export class UserGroupRepository {
       .orderBy('u.user_id')
       .execute();
     return rows.map((r) => ({ id: r.id, userId: r.user_id, firstName: r.first_name, lastName: r.last_name }));
+  }
+
+  /** Members by user id, keyset-paginated (`after` is the last user id of the previous page). */
+  async listMembersPage(
+    organizationId: number,
+    groupId: number,
+    page: PageRequest<string> = {},
+  ): Promise<Page<GroupMember, string>> {
+    const limit = pageLimit(page.limit);
+    let q = this.db
+      .selectFrom('user_group_members as m')
+      .innerJoin('users as u', 'u.id', 'm.user_id')
+      .select(['u.id', 'u.user_id', 'u.first_name', 'u.last_name'])
+      .where('m.organization_id', '=', organizationId)
+      .where('m.group_id', '=', groupId)
+      .orderBy('u.user_id')
+      .limit(limit + 1);
+    if (page.after != null) q = q.where('u.user_id', '>', page.after);
+    return toPage(
+      await q.execute(),
+      limit,
+      (r) => ({ id: r.id, userId: r.user_id, firstName: r.first_name, lastName: r.last_name }),
+      (r) => r.user_id,
+    );
   }
 
   /** The union of the roles of every group the user is a member of. */

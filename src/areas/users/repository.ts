@@ -111,6 +111,116 @@ export class UserRepository {
     return toUser(row);
   }
 
+  /**
+   * Inserts many users in multi-row statements (run inside a transaction: all or nothing).
+   * Returned in input order. A duplicate raises a ConflictError (the caller checks first).
+   */
+  async createMany(organizationId: number, inputs: NewUser[], now = Date.now()): Promise<User[]> {
+    const out: User[] = [];
+    for (let i = 0; i < inputs.length; i += 400) {
+      const chunk = inputs.slice(i, i + 400);
+      const rows = await mapConflict(
+        this.db,
+        () =>
+          this.db
+            .insertInto('users')
+            .values(
+              chunk.map((input) => ({
+                organization_id: organizationId,
+                user_id: input.userId,
+                role: input.role ?? 'USER',
+                first_name: input.firstName ?? '',
+                last_name: input.lastName ?? '',
+                email: input.email ?? null,
+                password_hash: input.passwordHash ?? null,
+                language: input.language ?? null,
+                title: input.title ?? null,
+                department: input.department ?? null,
+                extension: input.extension ?? null,
+                availability: input.availability ?? 'AVAILABLE',
+                availability_message: input.availabilityMessage ?? null,
+                created_at: now,
+                updated_at: now,
+              })),
+            )
+            .returningAll()
+            .execute(),
+        () => 'a user id or extension in this batch is already used in this organization',
+      );
+      const byUserId = new Map(rows.map((r) => [r.user_id, r]));
+      for (const input of chunk) out.push(toUser(byUserId.get(input.userId)!));
+    }
+    return out;
+  }
+
+  /** Internal ids of these user ids (those that exist), in one query per 500. */
+  async idsOf(organizationId: number, userIds: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (let i = 0; i < userIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('users')
+        .select(['id', 'user_id'])
+        .where('organization_id', '=', organizationId)
+        .where('user_id', 'in', userIds.slice(i, i + 500))
+        .execute();
+      for (const r of rows) out.set(r.user_id, r.id);
+    }
+    return out;
+  }
+
+  /** Which of these user ids already exist in the organization. */
+  async existingUserIds(organizationId: number, userIds: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < userIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('users')
+        .select('user_id')
+        .where('organization_id', '=', organizationId)
+        .where('user_id', 'in', userIds.slice(i, i + 500))
+        .execute();
+      for (const r of rows) found.add(r.user_id);
+    }
+    return found;
+  }
+
+  /** Which of these extensions are already used in the organization. */
+  async existingExtensions(organizationId: number, extensions: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < extensions.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('users')
+        .select('extension')
+        .where('organization_id', '=', organizationId)
+        .where('extension', 'in', extensions.slice(i, i + 500))
+        .execute();
+      for (const r of rows) if (r.extension !== null) found.add(r.extension);
+    }
+    return found;
+  }
+
+  /** The groups (id, name) of each of these users, for list views; one query. */
+  async groupsOfUsers(
+    organizationId: number,
+    ids: number[],
+  ): Promise<Map<number, { id: number; name: string }[]>> {
+    const out = new Map<number, { id: number; name: string }[]>();
+    if (ids.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('user_group_members as m')
+      .innerJoin('user_groups as g', 'g.id', 'm.group_id')
+      .select(['m.user_id', 'g.id', 'g.name'])
+      .where('m.organization_id', '=', organizationId)
+      .where('m.user_id', 'in', ids)
+      .orderBy('g.name')
+      .execute();
+    for (const r of rows) {
+      const list = out.get(r.user_id) ?? [];
+      list.push({ id: r.id, name: r.name });
+      out.set(r.user_id, list);
+    }
+    return out;
+  }
+
   /** By user id within the organization (case-sensitive). */
   async get(organizationId: number, userId: string): Promise<User | undefined> {
     const r = await this.db
