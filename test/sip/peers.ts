@@ -189,14 +189,16 @@ export async function telephony(
     secret: Buffer.alloc(32, 9),
     ...options,
   });
-  return {
+  const t: Telephony = {
     tdb,
     server,
     seeded,
     accounts,
     async close() {
-      await server.close();
+      // The server a test restarted is the one to close (`t.server`, not the first one).
+      await t.server.close();
       await tdb.cleanup();
     },
   };
+  return t;
 }

@@ -1,0 +1,268 @@
+/**
+ * The registrar through real UDP from a small Node UA (so SHA-256 digest, nonce replay and
+ * restarts can be checked precisely): 423, several contacts, unregister, bindings restored after
+ * a restart, brute-force blocking, OPTIONS, hostile datagrams, expiry sweeps.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { digestHa1, digestResponse, type DigestAlgorithm } from '../../src/sip/digest.js';
+import {
+  formatVia,
+  generateBranch,
+  generateCallId,
+  generateTag,
+  getHeaders,
+  parseUri,
+  type SipHeader,
+  type SipRequest,
+  type SipResponse,
+} from '../../src/sip/message.js';
+import { startSipServer } from '../../src/sip/server.js';
+import { TransactionLayer } from '../../src/sip/transaction.js';
+import { SipTransportLayer } from '../../src/sip/transport.js';
+import { telephony, type Account, type Telephony } from './peers.js';
+
+interface Ua {
+  transport: SipTransportLayer;
+  send(req: SipRequest): Promise<SipResponse>;
+  close(): Promise<void>;
+}
+
+async function ua(serverPort: () => number): Promise<Ua> {
+  const transport = await SipTransportLayer.start({ host: '127.0.0.1', port: 0, transports: ['udp'] });
+  const layer = new TransactionLayer({ transport, onRequest: () => {} });
+  transport.onMessage((m, s) => layer.receive(m, s));
+  return {
+    transport,
+    send: (req) =>
+      new Promise((resolve, reject) => {
+        layer.sendRequest(
+          req,
+          { transport: 'udp', address: '127.0.0.1', port: serverPort() },
+          { onResponse: (r) => r.status >= 200 && resolve(r), onTimeout: () => reject(new Error('timeout')) },
+        );
+      }),
+    async close() {
+      layer.close();
+      await transport.close();
+    },
+  };
+}
+
+function request(
+  u: Ua,
+  method: string,
+  account: Account,
+  headers: SipHeader[],
+  callId: string,
+  cseq: number,
+): SipRequest {
+  return {
+    type: 'request',
+    method,
+    uri: parseUri(`sip:${account.domain}`),
+    headers: [
+      { name: 'Via', value: formatVia(u.transport.via('udp', generateBranch())) },
+      { name: 'Max-Forwards', value: '70' },
+      { name: 'From', value: `<sip:${account.username}@${account.domain}>;tag=${generateTag()}` },
+      { name: 'To', value: `<sip:${account.username}@${account.domain}>` },
+      { name: 'Call-ID', value: callId },
+      { name: 'CSeq', value: `${cseq} ${method}` },
+      ...headers,
+    ],
+    body: Buffer.alloc(0),
+  };
+}
+
+function challengeOf(res: SipResponse, algorithm: DigestAlgorithm): { realm: string; nonce: string } {
+  const value = getHeaders(res, 'WWW-Authenticate').find((v) => v.includes(`algorithm=${algorithm}`));
+  assert.ok(value, `no ${algorithm} challenge`);
+  return { realm: /realm="([^"]+)"/.exec(value)![1]!, nonce: /nonce="([^"]+)"/.exec(value)![1]! };
+}
+
+function authorization(
+  account: Account,
+  c: { realm: string; nonce: string },
+  algorithm: DigestAlgorithm,
+  nc = '00000001',
+  password = account.password,
+): string {
+  const uri = `sip:${account.domain}`;
+  const cnonce = 'abcdef';
+  const response = digestResponse({
+    algorithm,
+    ha1: digestHa1(algorithm, account.username, c.realm, password),
+    method: 'REGISTER',
+    uri,
+    nonce: c.nonce,
+    qop: 'auth',
+    nc,
+    cnonce,
+  });
+  return `Digest username="${account.username}", realm="${c.realm}", nonce="${c.nonce}", uri="${uri}", response="${response}", algorithm=${algorithm}, qop=auth, nc=${nc}, cnonce="${cnonce}"`;
+}
+
+/** REGISTER → 401 → REGISTER with credentials; returns the final response and what was used. */
+async function register(
+  u: Ua,
+  account: Account,
+  extra: SipHeader[],
+  opts: { algorithm?: DigestAlgorithm; password?: string } = {},
+): Promise<{ res: SipResponse; auth: string; callId: string }> {
+  const algorithm = opts.algorithm ?? 'SHA-256';
+  const callId = generateCallId();
+  const first = await u.send(request(u, 'REGISTER', account, extra, callId, 1));
+  assert.equal(first.status, 401);
+  const auth = authorization(account, challengeOf(first, algorithm), algorithm, '00000001', opts.password);
+  const res = await u.send(
+    request(u, 'REGISTER', account, [...extra, { name: 'Authorization', value: auth }], callId, 2),
+  );
+  return { res, auth, callId };
+}
+
+const contact = (u: Ua, user: string, expires?: number): SipHeader => ({
+  name: 'Contact',
+  value: `<sip:${user}@127.0.0.1:${u.transport.port}>${expires === undefined ? '' : `;expires=${expires}`}`,
+});
+
+const GUARD = { maxFailures: 3, blockMs: 60_000 };
+
+describe('registrar', () => {
+  let t: Telephony;
+  let client: Ua;
+  let port = 0;
+  before(async () => {
+    t = await telephony(['alice', 'bob'], { guard: GUARD });
+    port = t.server.port;
+    client = await ua(() => port);
+  });
+  after(async () => {
+    await client.close();
+    await t.close();
+  });
+  const alice = (): Account => t.accounts.alice!;
+
+  test('SHA-256 digest, two contacts, 200 lists both with their expiry', async () => {
+    const { res } = await register(client, alice(), [
+      contact(client, 'a1', 120),
+      { name: 'Expires', value: '300' },
+    ]);
+    assert.equal(res.status, 200);
+    const { res: res2 } = await register(client, alice(), [contact(client, 'a2')], { algorithm: 'MD5' });
+    assert.equal(res2.status, 200);
+    const contacts = getHeaders(res2, 'Contact');
+    assert.equal(contacts.length, 2);
+    assert.match(contacts.join(','), /a1@.*expires=1[12][0-9]/);
+    assert.equal(t.server.stats.bindings, 2);
+    const state = await t.server.registrationState(t.seeded.org.id, t.seeded.users.alice!.id);
+    assert.equal(state[0]?.contacts.length, 2);
+  });
+
+  test('a nonce-count cannot be replayed', async () => {
+    const { callId, auth } = await register(client, alice(), [contact(client, 'a1', 120)]);
+    const replay = await client.send(
+      request(
+        client,
+        'REGISTER',
+        alice(),
+        [contact(client, 'a1', 120), { name: 'Authorization', value: auth }],
+        callId,
+        3,
+      ),
+    );
+    assert.equal(replay.status, 403);
+  });
+
+  test('too short an expiry → 423 with Min-Expires', async () => {
+    const { res } = await register(client, alice(), [contact(client, 'a3', 10)]);
+    assert.equal(res.status, 423);
+    assert.deepEqual(getHeaders(res, 'Min-Expires'), ['60']);
+  });
+
+  test('bindings survive a restart; Contact * with Expires 0 removes them all (device.unregistered)', async () => {
+    await t.server.close();
+    t.server = await startSipServer({
+      database: t.tdb.handle,
+      host: '127.0.0.1',
+      port: 0,
+      secret: Buffer.alloc(32, 9),
+      guard: GUARD,
+    });
+    port = t.server.port;
+    assert.equal(t.server.stats.bindings, 2);
+    const { res } = await register(client, alice(), [
+      { name: 'Contact', value: '*' },
+      { name: 'Expires', value: '0' },
+    ]);
+    assert.equal(res.status, 200);
+    assert.equal(t.server.stats.bindings, 0);
+    await t.server.flush();
+    const events = await t.tdb.handle.db
+      .selectFrom('events')
+      .select('type')
+      .where('type', 'like', 'device.%registered')
+      .execute();
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['device.registered', 'device.unregistered'],
+    );
+  });
+
+  test('expired bindings are swept with device.unregistered', async () => {
+    const { res } = await register(client, alice(), [contact(client, 'a4', 60)]);
+    assert.equal(res.status, 200);
+    assert.equal(await t.server.sweepRegistrations(Date.now() + 61_000), 1);
+    assert.equal(t.server.stats.bindings, 0);
+  });
+
+  test('OPTIONS is answered 200 with Allow', async () => {
+    const res = await client.send(request(client, 'OPTIONS', alice(), [], generateCallId(), 1));
+    assert.equal(res.status, 200);
+    assert.match(getHeaders(res, 'Allow').join(','), /REGISTER/);
+  });
+
+  test('hostile datagrams never crash the server', async () => {
+    const s = createSocket('udp4');
+    const junk = [
+      Buffer.from('garbage\r\n\r\n'),
+      Buffer.from('REGISTER sip:x SIP/2.0\r\nVia: nonsense\r\n\r\n'),
+      Buffer.from(`INVITE sip:bob@x SIP/2.0\r\n${'X: y\r\n'.repeat(5000)}\r\n`),
+      Buffer.alloc(60000, 0x41),
+      Buffer.from(
+        `REGISTER sip:${alice().domain} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:a@${alice().domain}>;tag=1\r\nTo: <sip:a@${alice().domain}>\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest username="${'a'.repeat(2000)}"\r\nContent-Length: 0\r\n\r\n`,
+      ),
+    ];
+    for (const j of junk) await new Promise<void>((r) => s.send(j, port, '127.0.0.1', () => r()));
+    s.close();
+    const res = await client.send(request(client, 'OPTIONS', alice(), [], generateCallId(), 1));
+    assert.equal(res.status, 200);
+  });
+
+  test('repeated failures from one source are answered 403 for a while, even with the right password', async () => {
+    const bob = t.accounts.bob!;
+    // (the replay above already counted one failure against 127.0.0.1)
+    for (let i = 0; i < 3; i++) {
+      const first = await client.send(
+        request(client, 'REGISTER', bob, [contact(client, 'b1')], generateCallId(), 1),
+      );
+      if (first.status === 403) break;
+      const auth = authorization(bob, challengeOf(first, 'MD5'), 'MD5', '00000001', 'wrong');
+      const res = await client.send(
+        request(
+          client,
+          'REGISTER',
+          bob,
+          [contact(client, 'b1'), { name: 'Authorization', value: auth }],
+          generateCallId(),
+          2,
+        ),
+      );
+      assert.equal(res.status, 403);
+    }
+    const blocked = await client.send(
+      request(client, 'REGISTER', bob, [contact(client, 'b1')], generateCallId(), 1),
+    );
+    assert.equal(blocked.status, 403);
+  });
+});
