@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import type { DatabaseHandle } from './db/database.js';
 import { platform, platformServerOptions } from './http/platform.js';
 import { auth } from './http/auth.js';
+import { eventChannel } from './events/channel.js';
 import { metrics } from './http/metrics.js';
 import { openapi } from './http/openapi.js';
 import { systemRoutes } from './areas/system/routes.js';
@@ -30,6 +31,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(metrics);
   await app.register(platform, { bodyLimit: deps.config.bodyLimit, xmlBodyLimit: deps.config.xmlBodyLimit });
   await app.register(auth, { config: deps.config, database: deps.database });
+  await app.register(eventChannel, { config: deps.config, database: deps.database });
   await app.register(openapi);
   await app.register(webUi, { config: deps.config, database: deps.database });
   await app.register(systemRoutes, { database: deps.database });

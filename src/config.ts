@@ -24,6 +24,12 @@ export interface Config {
   authFailureLimit: number;
   /** Password checks (HTTP Basic, legacy token, logins) per minute per user; per address 6×. */
   passwordTryLimit: number;
+  /** The event log keeps events this many days, and at most this many. */
+  eventRetentionDays: number;
+  eventRetentionCount: number;
+  /** Concurrent event streams and long-polls per ticket and per organization (429 beyond). */
+  eventStreamsPerTicket: number;
+  eventStreamsPerOrganization: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -109,6 +115,10 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
   const ticketMaxDays = int('ONECLOUD_TICKET_MAX_DAYS', 3650, 1, 36500);
   const authFailureLimit = int('ONECLOUD_AUTH_FAILURE_LIMIT', 30, 1, 1_000_000);
   const passwordTryLimit = int('ONECLOUD_PASSWORD_TRY_LIMIT', 10, 1, 1_000_000);
+  const eventRetentionDays = int('ONECLOUD_EVENT_RETENTION_DAYS', 7, 1, 3650);
+  const eventRetentionCount = int('ONECLOUD_EVENT_RETENTION_COUNT', 1_000_000, 1000, 1_000_000_000);
+  const eventStreamsPerTicket = int('ONECLOUD_EVENT_STREAMS_PER_TICKET', 5, 1, 10_000);
+  const eventStreamsPerOrganization = int('ONECLOUD_EVENT_STREAMS_PER_ORGANIZATION', 2000, 1, 1_000_000);
 
   if (problems.length > 0) throw new ConfigError(problems);
   return {
@@ -124,6 +134,10 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
     ticketMaxDays,
     authFailureLimit,
     passwordTryLimit,
+    eventRetentionDays,
+    eventRetentionCount,
+    eventStreamsPerTicket,
+    eventStreamsPerOrganization,
     ...(secretKeyHex ? { secretKeyHex } : {}),
   };
 }

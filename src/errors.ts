@@ -13,7 +13,12 @@ export class AppError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
-    readonly details?: { problems?: FieldProblem[]; headers?: Record<string, string> },
+    readonly details?: {
+      problems?: FieldProblem[];
+      headers?: Record<string, string>;
+      /** Further fields of the error body (e.g. `oldestSeq` of an event-log gap). */
+      extra?: Record<string, string | number>;
+    },
   ) {
     super(message);
     this.name = new.target.name;

@@ -6,6 +6,7 @@ import { userRoutes } from './users/routes.js';
 import { deviceRoutes } from './devices/routes.js';
 import { contactRoutes } from './contacts/routes.js';
 import { adminRoutes } from './admin.js';
+import { eventRoutes } from './events/routes.js';
 
 /** Every API area's routes. */
 export async function apiRoutes(app: FastifyInstance, opts: { deps: AppDeps }): Promise<void> {
@@ -15,4 +16,5 @@ export async function apiRoutes(app: FastifyInstance, opts: { deps: AppDeps }): 
   await app.register(deviceRoutes, opts);
   await app.register(contactRoutes, opts);
   await app.register(adminRoutes, opts);
+  await app.register(eventRoutes, opts);
 }

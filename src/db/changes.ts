@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { AuditRepository, type AuditEntry } from '../areas/audit/repository.js';
 import { EventRepository, type StoredEvent } from '../events/repository.js';
 import type { DB } from './schema.js';
+import { announceEvents } from '../events/local.js';
 
 export interface Change {
   organizationId: number | null;
@@ -45,5 +46,6 @@ export async function recordChange(
         data: change.event.data ?? {},
       })
     : null;
+  if (event) announceEvents(event.seq);
   return { audit, event };
 }

@@ -92,6 +92,8 @@ class Sub implements Subscription {
   closed = false;
   queue: StoredEvent[] = [];
   pumping = false;
+  /** Settles when the backlog after `since` has been read (at once without `since`). */
+  caughtUp: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: number,
@@ -275,7 +277,7 @@ export class EventHub {
     let resolve!: (events: StoredEvent[]) => void;
     const result = new Promise<StoredEvent[]>((r) => (resolve = r));
     let timer: NodeJS.Timeout | null = null;
-    let sub: Subscription | null = null;
+    let sub: Sub | null = null;
     let done = false;
     const finish = (events: StoredEvent[]) => {
       if (done) return;
@@ -302,7 +304,12 @@ export class EventHub {
     if (done) sub.close('closed');
     else {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(() => finish([]), Math.max(0, opts.timeoutMs));
+      // The wait starts once the backlog is read: events already in the log after `since` are
+      // answered even with a zero timeout.
+      const waiting = sub;
+      void waiting.caughtUp.then(() => {
+        if (!done) timer = setTimeout(() => finish([]), Math.max(0, opts.timeoutMs));
+      });
     }
     return result;
   }
@@ -328,7 +335,7 @@ export class EventHub {
     // Without `since` the subscriber starts at the hub's cursor; with one, it reads the log first
     // (even when since >= cursor: events may be committed that the hub has not read yet).
     if (opts.since === undefined) sub.live = true;
-    else void this.catchUp(sub);
+    else sub.caughtUp = this.catchUp(sub);
     return sub;
   }
 

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { DatabaseHandle } from '../db/database.js';
+import { onLocalEvents } from './local.js';
 
 /** The PostgreSQL channel the `events` trigger notifies (payload: the highest new seq). */
 export const EVENTS_CHANNEL = 'onecloud_events';
@@ -36,17 +37,26 @@ class Listeners {
   }
 }
 
-/** One process (SQLite, tests): `notify` wakes the listeners directly. */
+/**
+ * One process (SQLite, tests): `notify` wakes the listeners directly, and so does every event
+ * that `recordChange` writes in this process (src/events/local.ts).
+ */
 export class InProcessNotifier implements EventNotifier {
   private readonly listeners = new Listeners();
+  private unsubscribe: (() => void) | null = null;
   notify(seq: number): void {
     this.listeners.emit(seq);
   }
   onEvent(listener: (seq: number) => void): () => void {
     return this.listeners.add(listener);
   }
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
+  async start(): Promise<void> {
+    this.unsubscribe ??= onLocalEvents((seq) => this.listeners.emit(seq));
+  }
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
 }
 
 export interface PgNotifierOptions {

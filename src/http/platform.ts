@@ -103,6 +103,7 @@ export interface ErrorBody {
   status: number;
   logToken: string;
   errors?: FieldProblem[];
+  [extra: string]: unknown;
 }
 
 function isApiRoute(request: FastifyRequest): boolean {
@@ -117,6 +118,7 @@ export const platform = fp<PlatformOptions>(
   async (app: FastifyInstance, opts) => {
     app.decorateRequest('format', 'json');
     app.decorateRequest('bodyIsXml', false);
+    app.decorateRequest('wantsEventStream', false);
     app.decorateRequest('rawBody', undefined);
     app.setValidatorCompiler(validatorCompiler);
 
@@ -174,7 +176,16 @@ export const platform = fp<PlatformOptions>(
 
     // --- Negotiation ----------------------------------------------------------------------
     app.addHook('onRequest', async (request) => {
-      const format = negotiate(request.headers.accept);
+      const accept = request.headers.accept;
+      if (
+        request.routeOptions.config?.sse &&
+        accept &&
+        /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept)
+      ) {
+        request.wantsEventStream = true;
+        return;
+      }
+      const format = negotiate(accept);
       if (format) {
         request.format = format;
       } else if (isApiRoute(request) && !request.is404) {
@@ -289,7 +300,8 @@ export async function sendError(
     request.log.info({ logToken: request.id, status, problem: message }, `request refused with ${status}`);
   }
   if (status === 400 && !problems) problems = [{ field: 'request', message }];
-  const body: ErrorBody = { validationResult: message, status, logToken: request.id };
+  const extra = error instanceof AppError ? (error.details?.extra ?? {}) : {};
+  const body: ErrorBody = { ...extra, validationResult: message, status, logToken: request.id };
   if (problems) body.errors = problems;
   reply.code(status);
   reply.type('application/json; charset=utf-8');

@@ -13,6 +13,8 @@ declare module 'fastify' {
      * errors are still JSON or XML by the Accept header.
      */
     formats?: ResponseFormats;
+    /** The route can also stream Server-Sent Events (chosen by `Accept: text/event-stream`). */
+    sse?: boolean;
     /** Root element name of XML responses (default `response`). */
     xmlRoot?: string;
     /** Element name for items of a top-level array in XML (default `item`). */
@@ -23,6 +25,8 @@ declare module 'fastify' {
     format: 'json' | 'xml';
     /** True when the body was sent as XML (its text values still need the schema's types). */
     bodyIsXml: boolean;
+    /** The client asked for Server-Sent Events on a route that streams them. */
+    wantsEventStream: boolean;
     /** The raw request body as received (signatures hash it). */
     rawBody: Buffer | undefined;
   }

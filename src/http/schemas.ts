@@ -6,6 +6,9 @@ export const ErrorBodySchema = Type.Object(
     validationResult: Type.String({ description: 'What went wrong, in one line' }),
     status: Type.Integer(),
     logToken: Type.String({ description: 'Also in the Warning: 703 header and on the server log line' }),
+    oldestSeq: Type.Optional(
+      Type.Integer({ description: '409 of the event channel: the oldest seq still retained' }),
+    ),
     errors: Type.Optional(
       Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
         description: '400 only: every problem, field by field',

@@ -47,11 +47,17 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 
 /** The real app on a fresh, migrated database (SQLite in memory unless a handle is given). */
 export async function startTestApp(
-  opts: { database?: DatabaseHandle; config?: Partial<Config>; extraApi?: AppDeps['extraApi'] } = {},
+  opts: {
+    database?: DatabaseHandle;
+    /** The URL of `database` (PostgreSQL: enables LISTEN/NOTIFY wake-ups). */
+    url?: string;
+    config?: Partial<Config>;
+    extraApi?: AppDeps['extraApi'];
+  } = {},
 ): Promise<TestApp> {
   const database = opts.database ?? (await createDatabase('sqlite::memory:'));
   if (!opts.database) await migrateToLatest(database);
-  const config = testConfig(opts.config);
+  const config = testConfig({ ...(opts.url ? { databaseUrl: opts.url } : {}), ...opts.config });
   const logs = new LogCapture();
   const app = await buildApp({
     config,

@@ -180,7 +180,6 @@ export const DECLARED: {
     scope: 'VOICEMAIL',
     summary: 'Update voicemail settings',
   },
-  { method: 'GET', url: '/api/events/v1/:domain/:user', scope: 'EVENT_CHANNEL', summary: 'Event channel' },
 ];
 
 export async function declaredRoutes(app: FastifyInstance): Promise<void> {

@@ -39,7 +39,7 @@ export async function setExternalApiGrants(
       event: {
         type: 'externalapi.changed',
         ...(level === 'USER' ? { userId: targetId } : {}),
-        ...(level === 'USER_GROUP' ? { groupId: targetId } : {}),
+        // A user group's id stays in data: the event's groupId names an ACD group (visibility).
         data,
       },
     });
