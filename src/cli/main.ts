@@ -10,6 +10,7 @@ import { createDevice } from '../areas/devices/service.js';
 import { output, withContext } from './context.js';
 import { registerDemo } from './demo.js';
 import { registerTicketCommands } from './tickets.js';
+import { registerImport } from './import.js';
 import { API_VERSION } from '../http/openapi.js';
 
 const program = new Command();
@@ -185,6 +186,7 @@ device
 
 registerTicketCommands(program);
 registerDemo(program);
+registerImport(program);
 
 function parseNumberPlan(text: string): { prefix: string; replace: string }[] {
   return text.split(',').map((rule) => {
