@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
 
 /** Everything the server reads from its environment, validated once at start. */
@@ -30,6 +31,21 @@ export interface Config {
   /** Concurrent event streams and long-polls per ticket and per organization (429 beyond). */
   eventStreamsPerTicket: number;
   eventStreamsPerOrganization: number;
+  /** The SIP core (registrar + B2BUA), started with the HTTP server unless disabled. */
+  sip: SipConfig;
+}
+
+export interface SipConfig {
+  enabled: boolean;
+  host: string;
+  /** UDP and TCP port (0 = any free port). */
+  port: number;
+  /** RFC 3261 timers T1, T2, T4 in milliseconds. */
+  t1Ms: number;
+  t2Ms: number;
+  t4Ms: number;
+  /** Ringing time before an unanswered call is ended with 480. */
+  noAnswerTimeoutMs: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -120,6 +136,26 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
   const eventStreamsPerTicket = int('ONECLOUD_EVENT_STREAMS_PER_TICKET', 5, 1, 10_000);
   const eventStreamsPerOrganization = int('ONECLOUD_EVENT_STREAMS_PER_ORGANIZATION', 2000, 1, 1_000_000);
 
+  const sipEnabled = bool('ONECLOUD_SIP_ENABLED', true);
+  // SIP binds UDP and TCP to an address: `localhost` (a fine HTTP host) is read as 127.0.0.1.
+  const sipHostRaw = str('ONECLOUD_SIP_HOST', httpHost);
+  const sipHost = sipHostRaw === 'localhost' ? '127.0.0.1' : sipHostRaw;
+  if (sipEnabled && isIP(sipHost) === 0) {
+    problems.push(
+      `ONECLOUD_SIP_HOST=${JSON.stringify(sipHostRaw)} must be an IP address such as 127.0.0.1 or 0.0.0.0`,
+    );
+  }
+  const sip: SipConfig = {
+    enabled: sipEnabled,
+    host: sipHost,
+    port: int('ONECLOUD_SIP_PORT', 5060, 0, 65535),
+    t1Ms: int('ONECLOUD_SIP_T1_MS', 500, 10, 10_000),
+    t2Ms: int('ONECLOUD_SIP_T2_MS', 4000, 10, 60_000),
+    t4Ms: int('ONECLOUD_SIP_T4_MS', 5000, 10, 60_000),
+    noAnswerTimeoutMs: int('ONECLOUD_SIP_NO_ANSWER_SECONDS', 60, 1, 3600) * 1000,
+  };
+  if (sip.t2Ms < sip.t1Ms) problems.push('ONECLOUD_SIP_T2_MS must not be less than ONECLOUD_SIP_T1_MS');
+
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     httpHost,
@@ -138,6 +174,7 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
     eventRetentionCount,
     eventStreamsPerTicket,
     eventStreamsPerOrganization,
+    sip,
     ...(secretKeyHex ? { secretKeyHex } : {}),
   };
 }

@@ -7,16 +7,23 @@ import { migrateToLatest } from './db/migrate.js';
 import { createLogger } from './http/logging.js';
 import { ensureSystemAdmin } from './areas/admins/service.js';
 import { redactUrl } from './config.js';
+import { startSipServer, type SipServer } from './sip/server.js';
+import { serverSubkey } from './security/tokens.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   database: DatabaseHandle;
   url: string;
   logger: Logger;
+  /** The SIP core, unless ONECLOUD_SIP_ENABLED=false. */
+  sip: SipServer | undefined;
   close(): Promise<void>;
 }
 
-/** Opens the database, migrates it, makes sure the `admin` account exists, and listens. */
+/**
+ * Opens the database, migrates it, makes sure the `admin` account exists, and listens: HTTP, and
+ * SIP (UDP and TCP) unless it is disabled.
+ */
 export async function startServer(
   config: Config,
   print: (line: string) => void = console.log,
@@ -24,6 +31,7 @@ export async function startServer(
   const logger = createLogger(config.logLevel);
   print(`OneCloud: opening database ${redactUrl(config.databaseUrl)}`);
   const database = await createDatabase(config.databaseUrl);
+  let app: FastifyInstance | undefined;
   try {
     await migrateToLatest(database, (line) => print(`OneCloud: ${line}`));
     const admin = await ensureSystemAdmin(database, config.adminPassword);
@@ -38,25 +46,59 @@ export async function startServer(
         'OneCloud: created the system administrator "admin" with the password from ONECLOUD_ADMIN_PASSWORD',
       );
     }
-    const app = await buildApp({ config, database, logger });
+    app = await buildApp({ config, database, logger });
     const address = await app.listen({ host: config.httpHost, port: config.httpPort });
+    const sip = config.sip.enabled ? await startSip(config, database, logger) : undefined;
     const base = address.replace('[::1]', 'localhost');
     print(`OneCloud: listening on ${base}`);
     print(`  API:       ${base}/api/`);
     print(`  API docs:  ${base}/api/docs   (OpenAPI: ${base}/api/openapi.json)`);
     print(`  Health:    ${base}/healthz    Metrics: ${base}/metrics`);
+    print(`  Admin UI:  ${base}/admin      User portal: ${base}/portal`);
+    print(
+      sip
+        ? `  SIP:       udp and tcp ${sip.host}:${sip.port} (registrar and B2BUA)`
+        : '  SIP:       off (ONECLOUD_SIP_ENABLED=false)',
+    );
+    const running = app;
     return {
-      app,
+      app: running,
       database,
       url: base,
       logger,
+      sip,
       close: async () => {
-        await app.close();
+        await sip?.close();
+        await running.close();
         await database.close();
       },
     };
   } catch (err) {
+    await app?.close();
     await database.close();
+    throw err;
+  }
+}
+
+async function startSip(config: Config, database: DatabaseHandle, logger: Logger): Promise<SipServer> {
+  try {
+    return await startSipServer({
+      database,
+      host: config.sip.host,
+      port: config.sip.port,
+      logger: logger.child({ component: 'sip' }),
+      // Derived from the server key: digest nonces stay valid across restarts and processes.
+      secret: serverSubkey(config.secretKey, 'sip-nonce'),
+      timers: { T1: config.sip.t1Ms, T2: config.sip.t2Ms, T4: config.sip.t4Ms },
+      noAnswerTimeoutMs: config.sip.noAnswerTimeoutMs,
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      throw new Error(
+        `cannot bind SIP to ${config.sip.host}:${config.sip.port} (${code}): set ONECLOUD_SIP_PORT to a free port, or ONECLOUD_SIP_ENABLED=false`,
+      );
+    }
     throw err;
   }
 }

@@ -27,7 +27,7 @@ const SECRET_BYTES = 32;
 const subkeys = new WeakMap<Buffer, Map<string, Buffer>>();
 
 /** A key per purpose, derived from the server key (HKDF-SHA256), computed once per key. */
-function subkey(serverKey: Buffer, purpose: string): Buffer {
+export function serverSubkey(serverKey: Buffer, purpose: string): Buffer {
   let byPurpose = subkeys.get(serverKey);
   if (!byPurpose) {
     byPurpose = new Map();
@@ -42,7 +42,7 @@ function subkey(serverKey: Buffer, purpose: string): Buffer {
 }
 
 export function hashTokenSecret(serverKey: Buffer, secretPart: string): string {
-  return createHmac('sha256', subkey(serverKey, 'ticket-secret')).update(secretPart).digest('hex');
+  return createHmac('sha256', serverSubkey(serverKey, 'ticket-secret')).update(secretPart).digest('hex');
 }
 
 export function newToken(serverKey: Buffer, ticketId: number): NewToken {
@@ -77,7 +77,7 @@ export function newSigningSecret(): string {
 
 export function encryptSecret(serverKey: Buffer, secret: string): string {
   const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', subkey(serverKey, 'signing-secret'), iv);
+  const cipher = createCipheriv('aes-256-gcm', serverSubkey(serverKey, 'signing-secret'), iv);
   const enc = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()]);
   return [
     'v1',
@@ -93,7 +93,7 @@ export function decryptSecret(serverKey: Buffer, stored: string): string {
     throw new Error('stored signing secret has an unknown form');
   const decipher = createDecipheriv(
     'aes-256-gcm',
-    subkey(serverKey, 'signing-secret'),
+    serverSubkey(serverKey, 'signing-secret'),
     Buffer.from(iv, 'base64url'),
   );
   decipher.setAuthTag(Buffer.from(tag, 'base64url'));

@@ -5,6 +5,39 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { createSocket } from 'node:dgram';
+
+/** An OPTIONS request over UDP to the server's SIP port; resolves with the status line. */
+async function sipOptions(port: number): Promise<string> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const local = s.address().port;
+  const msg = [
+    'OPTIONS sip:127.0.0.1 SIP/2.0',
+    `Via: SIP/2.0/UDP 127.0.0.1:${local};branch=z9hG4bK-serve-test;rport`,
+    'Max-Forwards: 70',
+    'From: <sip:probe@127.0.0.1>;tag=1',
+    'To: <sip:127.0.0.1>',
+    'Call-ID: serve-test-options',
+    'CSeq: 1 OPTIONS',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+  try {
+    const answer = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer to OPTIONS')), 10_000);
+      s.on('message', (m) => {
+        clearTimeout(timer);
+        resolve(m.toString().split('\r\n')[0]!);
+      });
+    });
+    s.send(msg, port, '127.0.0.1');
+    return await answer;
+  } finally {
+    s.close();
+  }
+}
 
 /**
  * The quick start: `npm start` (= `onecloud serve`) on a fresh data directory creates the SQLite
@@ -13,26 +46,28 @@ import { once } from 'node:events';
  */
 async function serve(
   dataDir: string,
-): Promise<{ output: () => string; base: string; stop: () => Promise<number | null> }> {
+): Promise<{ output: () => string; base: string; sipPort: number; stop: () => Promise<number | null> }> {
   const child = spawn(process.execPath, ['bin/onecloud.js', 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       ONECLOUD_DATA_DIR: dataDir,
       ONECLOUD_HTTP_PORT: '0',
+      ONECLOUD_SIP_PORT: '0',
       ONECLOUD_LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const base = await new Promise<string>((resolve, reject) => {
+  const [base, sipPort] = await new Promise<[string, number]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) {
+      const sip = /SIP: +udp and tcp 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m && sip) {
         clearTimeout(timer);
-        resolve(m[1]!);
+        resolve([m[1]!, Number(sip[1])]);
       }
     });
     child.on('exit', () => reject(new Error(`server exited:\n${out}`)));
@@ -40,6 +75,7 @@ async function serve(
   return {
     output: () => out,
     base,
+    sipPort,
     stop: async () => {
       child.kill('SIGTERM');
       const [code] = (await once(child, 'exit')) as [number | null];
@@ -48,7 +84,7 @@ async function serve(
   };
 }
 
-test('first start: database, key, admin password, URLs; /healthz and /api/openapi.json; a clean stop', async () => {
+test('first start: database, key, admin password, URLs; /healthz, /api/openapi.json and SIP; a clean stop', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'onecloud-serve-'));
   try {
     const first = await serve(dataDir);
@@ -58,10 +94,12 @@ test('first start: database, key, admin password, URLs; /healthz and /api/openap
     const doc = await fetch(`${first.base}/api/openapi.json`);
     assert.equal(doc.status, 200);
     assert.equal(((await doc.json()) as { openapi: string }).openapi, '3.1.0');
+    assert.equal(await sipOptions(first.sipPort), 'SIP/2.0 200 OK');
     assert.equal(await first.stop(), 0);
     const out = first.output();
     assert.match(out, /Created the system administrator "admin" with this one-time password:\n\s+\S{12,}/);
     assert.match(out, /API docs: +http:\/\/127\.0\.0\.1:\d+\/api\/docs/);
+    assert.match(out, /Admin UI: +http:\/\/127\.0\.0\.1:\d+\/admin/);
     assert.ok(existsSync(join(dataDir, 'onecloud.db')));
     assert.equal(statSync(join(dataDir, 'secret.key')).mode & 0o777, 0o600);
 
