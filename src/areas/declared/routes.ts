@@ -15,12 +15,6 @@ export const DECLARED: {
   summary: string;
 }[] = [
   {
-    method: 'GET',
-    url: '/api/device/info/v1/:domain/:user',
-    scope: 'USER_INFO',
-    summary: 'Devices in full, with registration state',
-  },
-  {
     method: 'PUT',
     url: '/api/user/availability/v1/:domain/:user',
     scope: 'USER_INFO',

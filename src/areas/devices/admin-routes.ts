@@ -11,12 +11,20 @@ import { requireUser } from '../users/service.js';
 import { DeviceRepository, type Device } from './repository.js';
 import {
   AdminDeviceSchema,
+  AdminDeviceWithRegistrationsSchema,
   CreatedDeviceSchema,
   NewDeviceSchema,
   SipAccountSchema,
   UpdateDeviceSchema,
 } from './schemas.js';
-import { createDevice, deleteDevice, requireDevice, rotateSipPassword, updateDevice } from './service.js';
+import {
+  createDevice,
+  deleteDevice,
+  registrationsOf,
+  requireDevice,
+  rotateSipPassword,
+  updateDevice,
+} from './service.js';
 
 const UserParams = Type.Object({
   domain: Type.String({ maxLength: 253 }),
@@ -111,16 +119,22 @@ export async function deviceAdminRoutes(app: FastifyInstance, { deps }: { deps: 
     '/api/admin/devices/:domain/:user/:deviceId',
     {
       schema: {
-        summary: 'One device',
+        summary: 'One device, with its SIP registrations',
         tags,
         params: DeviceParams,
-        response: { 200: AdminDeviceSchema, ...errorResponses },
+        response: { 200: AdminDeviceWithRegistrationsSchema, ...errorResponses },
       },
       config: { access, xmlRoot: 'device' },
     },
     async (request) => {
       const { org, user, deviceId } = await target(request);
-      return viewAdminDevice(org, user, await requireDevice(deps.database, org, user, deviceId));
+      const device = await requireDevice(deps.database, org, user, deviceId);
+      const registrations = await registrationsOf(deps.database, device);
+      return {
+        ...viewAdminDevice(org, user, device),
+        registered: registrations.length > 0,
+        registrations,
+      };
     },
   );
 

@@ -23,6 +23,26 @@ export const DeviceShortSchema = Type.Object({
   deviceIcon: Type.String(),
 });
 
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+
+export const RegistrationSchema = Type.Object({
+  contact: Type.String({ description: 'the Contact URI the device registered' }),
+  expires: Type.String({ format: 'date-time' }),
+  userAgent: NullableString,
+  source: Type.String({ description: 'transport:address:port the registration came from' }),
+});
+
+/** A device in full, with its SIP registration state [ours]. */
+export const DeviceInfoSchema = Type.Object({
+  ...DeviceShortSchema.properties,
+  number: NullableString,
+  sipUsername: Type.Union([Type.String(), Type.Null()], {
+    description: 'desk phones and softphones: the SIP account',
+  }),
+  registered: Type.Boolean({ description: 'a SIP device with at least one unexpired registration' }),
+  registrations: Type.Array(RegistrationSchema),
+});
+
 export const UpdateDeviceSchema = Type.Object(
   {
     deviceId: Type.Optional(Type.String({ description: 'if given, must be the device’s own id' })),
@@ -38,8 +58,6 @@ export const UpdateDeviceSchema = Type.Object(
   { additionalProperties: false },
 );
 export type UpdateDeviceInput = Static<typeof UpdateDeviceSchema>;
-
-const NullableString = Type.Union([Type.String(), Type.Null()]);
 
 export const SipAccountSchema = Type.Object({
   username: Type.String(),
@@ -58,6 +76,12 @@ export const AdminDeviceSchema = Type.Object({
   sipUsername: NullableString,
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
+});
+
+export const AdminDeviceWithRegistrationsSchema = Type.Object({
+  ...AdminDeviceSchema.properties,
+  registered: Type.Boolean({ description: 'a SIP device with at least one unexpired registration' }),
+  registrations: Type.Array(RegistrationSchema),
 });
 
 export const CreatedDeviceSchema = Type.Object({

@@ -16,6 +16,7 @@ import {
 } from './schemas.js';
 import type { Organization } from '../organizations/repository.js';
 import type { User } from '../users/repository.js';
+import { RegistrationRepository } from '../registrations/repository.js';
 
 export interface SipAccount {
   /** Digest user name, registered as sip:{username}@{domain}. */
@@ -230,4 +231,48 @@ export async function deleteDevice(
     });
   });
   return device;
+}
+
+/** A device's SIP registrations as the APIs show them. */
+export interface RegistrationView {
+  contact: string;
+  expires: string;
+  userAgent: string | null;
+  source: string;
+}
+
+/** The unexpired SIP registrations of one device. */
+export async function registrationsOf(database: DatabaseHandle, device: Device): Promise<RegistrationView[]> {
+  const bindings = await new RegistrationRepository(database.db).listByDevice(device.id);
+  return bindings.map((b) => ({
+    contact: b.contact,
+    expires: new Date(b.expiresAt).toISOString(),
+    userAgent: b.userAgent,
+    source: `${b.sourceTransport}:${b.sourceAddress}:${b.sourcePort}`,
+  }));
+}
+
+/**
+ * Every device of a user with its SIP registration state (read from the bindings the registrar
+ * stores, so any server process answers the same).
+ */
+export async function devicesWithRegistrations(
+  database: DatabaseHandle,
+  organizationId: number,
+  userId: number,
+): Promise<{ device: Device; registrations: RegistrationView[] }[]> {
+  const [devices, states] = await Promise.all([
+    new DeviceRepository(database.db).listByUser(organizationId, userId),
+    new RegistrationRepository(database.db).stateOfUserDevices(organizationId, userId),
+  ]);
+  const byId = new Map(states.map((s) => [s.deviceId, s]));
+  return devices.map((device) => ({
+    device,
+    registrations: (byId.get(device.deviceId)?.contacts ?? []).map((c) => ({
+      contact: c.contact,
+      expires: new Date(c.expiresAt).toISOString(),
+      userAgent: c.userAgent,
+      source: c.source,
+    })),
+  }));
 }
