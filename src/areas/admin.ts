@@ -9,6 +9,7 @@ import { numberAdminRoutes } from './numbers/routes.js';
 import { deviceAdminRoutes } from './devices/admin-routes.js';
 import { acdAdminRoutes } from './acd/routes.js';
 import { auditAdminRoutes } from './audit/routes.js';
+import { webhookAdminRoutes } from './webhooks/routes.js';
 
 /** The admin API (spec §6): every resource under /api/admin, signed with system tickets. */
 export async function adminRoutes(app: FastifyInstance, opts: { deps: AppDeps }): Promise<void> {
@@ -21,4 +22,5 @@ export async function adminRoutes(app: FastifyInstance, opts: { deps: AppDeps })
   await app.register(deviceAdminRoutes, opts);
   await app.register(acdAdminRoutes, opts);
   await app.register(auditAdminRoutes, opts);
+  await app.register(webhookAdminRoutes, opts);
 }

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { nullableLike } from '../common/admin.js';
+import { nullableLike, NullableString } from '../common/admin.js';
 import { E164 } from '../common/schemas.js';
 
 export const DEVICE_KINDS = ['MOBILE', 'DESKPHONE', 'SOFTPHONE'] as const;
@@ -22,8 +22,6 @@ export const DeviceShortSchema = Type.Object({
   deviceName: Type.String(),
   deviceIcon: Type.String(),
 });
-
-const NullableString = Type.Union([Type.String(), Type.Null()]);
 
 export const RegistrationSchema = Type.Object({
   contact: Type.String({ description: 'the Contact URI the device registered' }),
