@@ -429,7 +429,7 @@ export class EventHub {
         sub.close('slow-consumer');
         return;
       }
-      void this.pump(sub);
+      this.pump(sub);
     };
     for (const sub of [...(this.subs.get(null) ?? [])]) deliver(sub, rows);
     for (const [org, events] of byOrg) {
@@ -438,21 +438,46 @@ export class EventHub {
     }
   }
 
-  private async pump(sub: Sub): Promise<void> {
+  /**
+   * Hands a subscriber its queue, batch by batch. Synchronous while onEvents returns nothing (an
+   * SSE write that the socket took): the common case costs no promise per subscriber and event.
+   * When onEvents returns a promise (backpressure), the rest waits for it.
+   */
+  private pump(sub: Sub): void {
     if (sub.pumping) return;
+    // Also set while the synchronous loop runs, so nothing re-enters it out of order.
     sub.pumping = true;
     const maxBatch = sub.opts.maxBatch ?? this.batchSize;
     try {
       while (sub.queue.length > 0 && !sub.closed) {
         const batch = sub.queue.splice(0, maxBatch);
-        await sub.opts.onEvents(batch);
-        sub.lastSeq = batch[batch.length - 1]!.seq;
+        const pending = sub.opts.onEvents(batch);
+        const last = batch[batch.length - 1]!.seq;
+        if (pending) {
+          pending.then(
+            () => {
+              sub.pumping = false;
+              sub.lastSeq = last;
+              this.pump(sub);
+            },
+            (err: unknown) => {
+              sub.pumping = false;
+              this.failed(sub, err);
+            },
+          );
+          return;
+        }
+        sub.lastSeq = last;
       }
-    } catch (err) {
-      this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
-      sub.close('error');
-    } finally {
       sub.pumping = false;
+    } catch (err) {
+      sub.pumping = false;
+      this.failed(sub, err);
     }
+  }
+
+  private failed(sub: Sub, err: unknown): void {
+    this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+    sub.close('error');
   }
 }

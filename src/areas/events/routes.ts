@@ -36,6 +36,20 @@ function view(e: StoredEvent) {
 }
 
 /**
+ * The SSE frame of an event, built once per event however many streams carry it: the hub hands
+ * every live subscriber the same event object, so a fan-out to 1,000 streams serializes once.
+ */
+const frames = new WeakMap<StoredEvent, string>();
+function sseFrame(e: StoredEvent): string {
+  let frame = frames.get(e);
+  if (frame === undefined) {
+    frame = `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(view(e))}\n\n`;
+    frames.set(e, frame);
+  }
+  return frame;
+}
+
+/**
  * The event channel (spec §5): long-poll in JSON/XML, or Server-Sent Events with
  * `Accept: text/event-stream`. Events after `since` (or `Last-Event-ID`) that this ticket may see.
  */
@@ -162,8 +176,7 @@ export async function eventRoutes(app: FastifyInstance, { deps }: { deps: AppDep
         onEvents: (events) => {
           if (ended) return;
           let text = '';
-          for (const e of events)
-            text += `id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(view(e))}\n\n`;
+          for (const e of events) text += sseFrame(e);
           if (!opened) {
             pending += text;
             return undefined;
@@ -191,10 +204,11 @@ export async function eventRoutes(app: FastifyInstance, { deps }: { deps: AppDep
         return gapTo409(err);
       });
     reply.hijack();
+    res.useChunkedEncodingByDefault = false;
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
+      // no chunked framing: each event is one plain socket write; the body ends when the stream does
       'x-accel-buffering': 'no',
     });
     res.write(`retry: 2000\n: stream open at seq ${resume ?? sub.lastSeq}\n\n${pending}`);

@@ -1,0 +1,452 @@
+/**
+ * Call setups per second through the B2BUA (issue 5): sipp UAC → our B2BUA → sipp UAS over UDP on
+ * 127.0.0.1, ramping the call rate step by step (each step bounded in calls and time) until the
+ * first step that fails a call or does not keep up with the rate; the same ramp sipp → sipp direct
+ * (what the tools themselves manage on this machine) and the ratio; the same ramp with a digest
+ * challenge on every INVITE; and REGISTER with digest per second against the registrar.
+ * Target: 1,000 call setups/s through the B2BUA with no failure, within 2x of direct sipp.
+ *
+ * A call is INVITE (with SDP) → 100 → 180 → 200 → ACK → BYE → 200 on both sides of the B2BUA,
+ * with `hold` ms between ACK and BYE (default 0: every call is set up and torn down at once).
+ * The B2BUA writes its call events and call records to a temporary SQLite file, as in production.
+ *
+ * The SIP server runs in this process (sipp, the load, runs in separate processes): `node
+ * --cpu-prof --import tsx bench/sip.ts` then profiles the B2BUA itself. A step passes when sipp
+ * exits 0 on both sides, every call succeeded on both, and the caller side completed at least 90%
+ * of the target rate. Nothing trips the brute-force guard: it counts only failed digests, and
+ * every digest here is right.
+ *
+ * Run: npx tsx bench/sip.ts [seconds-per-step=5] [hold-ms=0]
+ *   ONECLOUD_BENCH_SIP=direct,b2bua,digest,register   picks the parts (all by default)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { addSoftphone } from '../test/helpers/fixtures.js';
+import { freePort, hasSipp, telephony, waitBound, type Account } from '../test/sip/peers.js';
+import { createLogger } from '../src/http/logging.js';
+
+const seconds = Number(process.argv[2] ?? 5);
+const holdMs = Number(process.argv[3] ?? 0);
+const parts = new Set((process.env.ONECLOUD_BENCH_SIP ?? 'direct,b2bua,digest,register').split(','));
+const CALL_RATES = [100, 200, 400, 700, 1000, 1400, 2000, 2800, 4000];
+const REGISTER_RATES = [100, 200, 400, 700, 1000, 1400, 2000, 2800, 4000];
+const REGISTER_ACCOUNTS = 100;
+/** A step passes only if the caller side completed this share of the target rate. */
+const KEEP_UP = 0.9;
+const SCENARIOS = resolve('bench/scenarios');
+
+if (!(seconds > 0 && seconds <= 60) || !(holdMs >= 0 && holdMs <= 10_000)) {
+  console.error('usage: npx tsx bench/sip.ts [seconds-per-step 1-60] [hold-ms 0-10000]');
+  process.exit(2);
+}
+if (!hasSipp) {
+  console.error('sipp is not installed (Debian: apt-get install sip-tester)');
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sipp runs: each in its own scratch directory (sipp writes its logs to the cwd), statistics from
+// -trace_stat, every child killed on exit.
+
+const root = mkdtempSync(join(tmpdir(), 'bench-sip-'));
+const children = new Set<ChildProcess>();
+let cleanedUp = false;
+function cleanupSync(): void {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(root, { recursive: true, force: true });
+}
+process.on('exit', cleanupSync);
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    cleanupSync();
+    process.exit(130);
+  });
+
+interface SippStats {
+  code: number | null;
+  created: number;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  /** Messages sipp could not map to a call, or got for a call already ended. */
+  outOfCall: number;
+  /** Start of the run to the last statistics line, seconds. */
+  elapsedS: number;
+  /** Average of the rtd="true" response time (INVITE → 200 on a UAC, REGISTER → 200), ms. */
+  responseMs: number;
+  errors: string;
+}
+
+interface SippRun {
+  child: ChildProcess;
+  done: Promise<SippStats>;
+}
+
+function sippRun(
+  scenario: string,
+  o: {
+    remote?: string;
+    port: number;
+    calls: number;
+    rate?: number;
+    timeoutS: number;
+    args?: string[];
+  },
+): SippRun {
+  const cwd = mkdtempSync(join(root, 'run-'));
+  const args = [
+    ...(o.remote ? [o.remote] : []),
+    '-sf',
+    join(SCENARIOS, scenario),
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(o.port),
+    '-m',
+    String(o.calls),
+    '-nostdin',
+    '-timeout',
+    `${o.timeoutS}s`,
+    '-timeout_error',
+    // A call waiting longer than this for a message fails (instead of hanging the step).
+    '-recv_timeout',
+    '10000',
+    '-trace_stat',
+    '-stf',
+    'stat.csv',
+    '-fd',
+    '1',
+    '-trace_err',
+    ...(o.rate !== undefined
+      ? ['-r', String(o.rate), '-rp', '1000', '-l', String(Math.max(2000, o.rate * 5))]
+      : []),
+    ...(o.args ?? []),
+  ];
+  const child = spawn('sipp', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let output = '';
+  const keep = (d: Buffer): void => {
+    output = (output + d.toString()).slice(-2000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const done = new Promise<SippStats>((r) => {
+    child.on('close', (code) => {
+      children.delete(child);
+      const stats = readStats(cwd, code, output);
+      rmSync(cwd, { recursive: true, force: true });
+      r(stats);
+    });
+  });
+  return { child, done };
+}
+
+/** Seconds since the epoch in a sipp statistics date ("2026-12-04\t05:14:38.799782\t1796361278.799782"). */
+const epoch = (field: string | undefined): number => Number((field ?? '').split('\t').pop());
+/** "hh:mm:ss:uuuuuu" → ms. */
+function duration(field: string | undefined): number {
+  const m = /^(\d+):(\d+):(\d+):(\d+)$/.exec(field ?? '');
+  if (!m) return NaN;
+  return ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]) / 1000;
+}
+
+function readStats(cwd: string, code: number | null, output: string): SippStats {
+  let header: string[] = [];
+  let last: string[] = [];
+  let errors = '';
+  try {
+    const lines = readFileSync(join(cwd, 'stat.csv'), 'utf8').trim().split('\n');
+    header = (lines[0] ?? '').split(';');
+    last = (lines[lines.length - 1] ?? '').split(';');
+  } catch {
+    // sipp died before writing statistics: the exit code says so
+  }
+  for (const f of readdirSync(cwd))
+    if (f.endsWith('_errors.log')) errors += readFileSync(join(cwd, f), 'utf8').slice(-1500);
+  const col = (name: string): string | undefined => last[header.indexOf(name)];
+  const num = (name: string): number => Number(col(name) ?? NaN);
+  return {
+    code,
+    created: num('TotalCallCreated'),
+    successful: num('SuccessfulCall(C)'),
+    failed: num('FailedCall(C)'),
+    retransmissions: num('Retransmissions(C)'),
+    outOfCall: num('OutOfCallMsgs(C)') + num('DeadCallMsgs(C)'),
+    elapsedS: epoch(col('CurrentTime')) - epoch(col('StartTime')),
+    responseMs: duration(col('ResponseTime1(C)')),
+    errors: errors || (code !== 0 ? output.slice(-800) : ''),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps.
+
+interface Step {
+  rate: number;
+  calls: number;
+  achieved: number;
+  ok: boolean;
+  caller: SippStats;
+  callee?: SippStats;
+  note: string;
+}
+
+function judge(rate: number, calls: number, caller: SippStats, callee?: SippStats): Step {
+  const achieved = caller.elapsedS > 0 ? caller.successful / caller.elapsedS : 0;
+  const problems: string[] = [];
+  for (const [side, s] of [
+    ['caller', caller],
+    ['callee', callee],
+  ] as const) {
+    if (!s) continue;
+    if (s.code !== 0) problems.push(`${side} sipp exit ${s.code}`);
+    if (s.failed > 0) problems.push(`${side} ${s.failed} failed`);
+    if (s.successful !== calls) problems.push(`${side} ${s.successful}/${calls} ok`);
+  }
+  if (problems.length === 0 && achieved < KEEP_UP * rate)
+    problems.push(`only ${achieved.toFixed(0)}/s of ${rate}/s`);
+  return {
+    rate,
+    calls,
+    achieved,
+    ok: problems.length === 0,
+    caller,
+    ...(callee ? { callee } : {}),
+    note: problems.join(', '),
+  };
+}
+
+function printStep(s: Step): void {
+  const retrans = s.caller.retransmissions + (s.callee?.retransmissions ?? 0);
+  console.log(
+    `  ${String(s.rate).padStart(5)}/s  ${String(s.calls).padStart(6)} calls  achieved ${s.achieved.toFixed(0).padStart(5)}/s` +
+      `  ok ${String(s.caller.successful).padStart(6)}  failed ${String(s.caller.failed + (s.callee?.failed ?? 0)).padStart(4)}` +
+      `  retrans ${String(retrans).padStart(5)}  avg setup ${s.caller.responseMs.toFixed(1).padStart(6)} ms  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
+  );
+  if (!s.ok) {
+    const errs = [s.caller.errors, s.callee?.errors ?? ''].filter(Boolean).join('\n').trim();
+    if (errs)
+      console.log(
+        errs
+          .split('\n')
+          .slice(-8)
+          .map((l) => `      | ${l.slice(0, 200)}`)
+          .join('\n'),
+      );
+  }
+}
+
+async function settle(until: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!until() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  // Let the last retransmissions and timers of the step go before the next starts.
+  await new Promise((r) => setTimeout(r, 500));
+}
+
+/** Ramps the call rate; returns the best step that passed. */
+async function rampCalls(
+  label: string,
+  o: {
+    target: string;
+    uasPort: number;
+    uacPort: number;
+    uacScenario: string;
+    caller: Account;
+    callee: string;
+    idle?: () => boolean;
+  },
+): Promise<Step | undefined> {
+  console.log(`${label}:`);
+  let best: Step | undefined;
+  for (const rate of CALL_RATES) {
+    const calls = Math.round(rate * seconds);
+    const timeoutS = Math.ceil(seconds * 3 + 20);
+    const uas = sippRun('uas.xml', {
+      port: o.uasPort,
+      calls,
+      timeoutS: timeoutS + 5,
+      args: ['-mp', String(await freePort())],
+    });
+    await waitBound(o.uasPort);
+    const uac = sippRun(o.uacScenario, {
+      remote: o.target,
+      port: o.uacPort,
+      calls,
+      rate,
+      timeoutS,
+      args: [
+        '-s',
+        o.callee,
+        '-d',
+        String(holdMs),
+        '-au',
+        o.caller.username,
+        '-ap',
+        o.caller.password,
+        '-key',
+        'user',
+        o.caller.username,
+        '-key',
+        'domain',
+        o.caller.domain,
+        '-mp',
+        String(await freePort()),
+      ],
+    });
+    const caller = await uac.done;
+    // The callee side ends once it has answered every call; if calls failed it may wait for
+    // some that never come: its -timeout bounds that, but do not wait longer than needed.
+    const stop = setTimeout(() => uas.child.kill('SIGINT'), caller.successful === calls ? 15_000 : 2_000);
+    const callee = await uas.done;
+    clearTimeout(stop);
+    const step = judge(rate, calls, caller, callee);
+    printStep(step);
+    await settle(o.idle ?? (() => true), 10_000);
+    if (!step.ok) break;
+    best = step;
+  }
+  return best;
+}
+
+async function rampRegister(o: { target: string; port: number; inf: string }): Promise<Step | undefined> {
+  console.log(`REGISTER with digest (401, then Authorization), ${REGISTER_ACCOUNTS} accounts in turn:`);
+  let best: Step | undefined;
+  for (const rate of REGISTER_RATES) {
+    const calls = Math.round(rate * seconds);
+    const run = sippRun('register.xml', {
+      remote: o.target,
+      port: o.port,
+      calls,
+      rate,
+      timeoutS: Math.ceil(seconds * 3 + 20),
+      args: ['-inf', o.inf],
+    });
+    const step = judge(rate, calls, await run.done);
+    printStep(step);
+    await settle(() => true, 0);
+    if (!step.ok) break;
+    best = step;
+  }
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+console.log(
+  `SIP call rate: ${seconds} s per step, hold ${holdMs} ms, UDP on 127.0.0.1; sipp ${CALL_RATES.join('/')} calls/s until a step fails`,
+);
+const t = await telephony(['caller', 'callee', 'reg'], {
+  // Production logs SIP through pino at info: the same here, to /dev/null.
+  logger: createLogger('info', createWriteStream('/dev/null')).child({ component: 'sip' }),
+});
+const results: Record<string, Step | undefined> = {};
+try {
+  const server = `127.0.0.1:${t.server.port}`;
+  const caller = t.accounts.caller!;
+  const callee = t.accounts.callee!;
+  const idle = (): boolean => t.server.stats.activeCalls === 0;
+
+  if (parts.has('direct')) {
+    const uasPort = await freePort();
+    results.direct = await rampCalls('sipp → sipp direct', {
+      target: `127.0.0.1:${uasPort}`,
+      uasPort,
+      uacPort: await freePort(),
+      uacScenario: 'uac.xml',
+      caller,
+      callee: 'callee',
+    });
+  }
+
+  // Both phones register first (from the ports they then call and answer on).
+  const uasPort = await freePort();
+  const uacPort = await freePort();
+  const register = async (port: number, account: Account): Promise<void> => {
+    const inf = join(root, `account-${port}.csv`);
+    writeFileSync(
+      inf,
+      `SEQUENTIAL\n${account.username};${account.domain};[authentication username=${account.username} password=${account.password}]\n`,
+    );
+    const r = await sippRun('register.xml', {
+      remote: server,
+      port,
+      calls: 1,
+      timeoutS: 10,
+      args: ['-inf', inf],
+    }).done;
+    if (r.code !== 0 || r.successful !== 1) throw new Error(`REGISTER from ${port} failed: ${r.errors}`);
+  };
+  await register(uasPort, callee);
+  await register(uacPort, caller);
+
+  if (parts.has('b2bua'))
+    results.b2bua = await rampCalls('sipp → B2BUA → sipp (caller registered from its port: no challenge)', {
+      target: server,
+      uasPort,
+      uacPort,
+      uacScenario: 'uac.xml',
+      caller,
+      callee: 'callee',
+      idle,
+    });
+
+  if (parts.has('digest'))
+    results.digest = await rampCalls('sipp → B2BUA → sipp (407 and digest on every INVITE)', {
+      target: server,
+      uasPort,
+      uacPort: await freePort(),
+      uacScenario: 'uac-auth.xml',
+      caller,
+      callee: 'callee',
+      idle,
+    });
+
+  if (parts.has('register')) {
+    let lines = 'SEQUENTIAL\n';
+    for (let i = 0; i < REGISTER_ACCOUNTS; i++) {
+      const { sip } = await addSoftphone(t.tdb.handle, t.seeded, 'reg', `Phone ${i}`);
+      if (!sip) throw new Error('softphone without SIP account');
+      lines += `${sip.username};${sip.domain};[authentication username=${sip.username} password=${sip.password}]\n`;
+    }
+    const inf = join(root, 'accounts.csv');
+    writeFileSync(inf, lines);
+    results.register = await rampRegister({ target: server, port: await freePort(), inf });
+  }
+
+  await t.server.flush();
+  const { db } = t.tdb.handle;
+  const records = await db
+    .selectFrom('call_records')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirst();
+  const callEvents = await db
+    .selectFrom('events')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('type', 'like', 'call.%')
+    .executeTakeFirst();
+  console.log(
+    `written by the B2BUA: ${Number(records?.n ?? 0)} call records, ${Number(callEvents?.n ?? 0)} call events`,
+  );
+} finally {
+  await t.close();
+  cleanupSync();
+}
+
+console.log('summary (highest step with zero failed calls that kept up with its rate):');
+const fmt = (s: Step | undefined): string =>
+  s ? `${s.achieved.toFixed(0)}/s (step ${s.rate}/s)` : 'none passed';
+if (parts.has('direct')) console.log(`  sipp → sipp direct:             ${fmt(results.direct)}`);
+if (parts.has('b2bua')) console.log(`  through the B2BUA:              ${fmt(results.b2bua)}`);
+if (parts.has('digest')) console.log(`  through the B2BUA, digest each: ${fmt(results.digest)}`);
+if (results.direct && results.b2bua)
+  console.log(
+    `  ratio B2BUA/direct:             ${(results.b2bua.achieved / results.direct.achieved).toFixed(2)}`,
+  );
+if (parts.has('register')) console.log(`  REGISTER with digest:           ${fmt(results.register)}`);
+for (const [name, s] of Object.entries(results))
+  if (s && s.rate === CALL_RATES[CALL_RATES.length - 1])
+    console.log(`  (${name} passed the last step: its limit is higher than measured)`);
