@@ -253,7 +253,7 @@ async function sseRun(
           event: { type: 'bench.tick', groupId: group.id, data: { sentAt: sentAt[i], n: i } },
         }),
       );
-      commitMs.push(now() - sentAt[i]!);
+      commitMs.push(now() - sentAt[i]);
     });
     unlisten();
     return {
