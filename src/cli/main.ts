@@ -11,6 +11,7 @@ import { output, withContext } from './context.js';
 import { registerDemo } from './demo.js';
 import { registerTicketCommands } from './tickets.js';
 import { registerImport } from './import.js';
+import { registerAdminCommands } from './admins.js';
 import { API_VERSION } from '../http/openapi.js';
 
 const program = new Command();
@@ -184,6 +185,7 @@ device
     },
   );
 
+registerAdminCommands(program);
 registerTicketCommands(program);
 registerDemo(program);
 registerImport(program);

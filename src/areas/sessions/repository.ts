@@ -82,6 +82,12 @@ export class WebSessionRepository {
     await this.db.deleteFrom('web_sessions').where('id_hash', '=', idHash).execute();
   }
 
+  /** Ends every session of a system administrator (after its password changed). */
+  async deleteByAdmin(adminId: number): Promise<number> {
+    const r = await this.db.deleteFrom('web_sessions').where('admin_id', '=', adminId).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
   async prune(now: number): Promise<number> {
     const r = await this.db.deleteFrom('web_sessions').where('expires_at', '<=', now).executeTakeFirst();
     return Number(r.numDeletedRows);
