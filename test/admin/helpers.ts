@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import type { TestApp } from '../helpers/app.js';
 import { signed } from '../helpers/fixtures.js';
 
@@ -16,12 +17,29 @@ export interface Answer<T = Rec> {
   status: number;
   json: T;
   body: string;
-  headers: Record<string, string | string[] | number | undefined>;
+  headers: Record<string, string>;
 }
 
 export type Ticket = { token: string; secret: string };
 
-/** A signed admin request over the real app (JSON unless `xml`). */
+/** The base URL of the app listening on 127.0.0.1 (an ephemeral port), started on first use. */
+const listening = new WeakMap<TestApp['app'], Promise<string>>();
+export function baseUrl(t: TestApp): Promise<string> {
+  let url = listening.get(t.app);
+  if (!url) {
+    url = t.app.listen({ host: '127.0.0.1', port: 0 }).then(() => {
+      const { port } = t.app.server.address() as AddressInfo;
+      return `http://127.0.0.1:${port}`;
+    });
+    listening.set(t.app, url);
+  }
+  return url;
+}
+
+/**
+ * A signed admin request (SNT-HMACv1) over real HTTP to the app on 127.0.0.1 (JSON unless
+ * `xml`). The path is sent exactly as signed.
+ */
 export async function admin<T = Rec>(
   t: TestApp,
   ticket: Ticket,
@@ -37,11 +55,16 @@ export async function admin<T = Rec>(
     ...(opts.xml !== undefined ? { 'content-type': 'application/xml' } : {}),
     ...(opts.headers ?? {}),
   };
-  const res = await t.app.inject({ method: method as 'GET', url: path, headers, payload });
+  const res = await fetch(`${await baseUrl(t)}${path}`, {
+    method,
+    headers,
+    ...(payload !== '' ? { body: payload } : {}),
+  });
+  const text = await res.text();
+  const answerHeaders = Object.fromEntries(res.headers.entries());
   let json = undefined as T;
-  if (String(res.headers['content-type'] ?? '').includes('json') && res.body !== '')
-    json = JSON.parse(res.body) as T;
-  return { status: res.statusCode, json, body: res.body, headers: res.headers };
+  if ((answerHeaders['content-type'] ?? '').includes('json') && text !== '') json = JSON.parse(text) as T;
+  return { status: res.status, json, body: text, headers: answerHeaders };
 }
 
 /** Walks a paginated list; returns every item. */
@@ -58,4 +81,18 @@ export async function walk(t: TestApp, ticket: Ticket, path: string, limit: numb
     if (!cursor) return items;
   }
   throw new Error('pagination never ended');
+}
+
+/** An unsigned request over real HTTP (user APIs: Basic, Bearer). */
+export async function http(
+  t: TestApp,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  const res = await fetch(`${await baseUrl(t)}${path}`, {
+    method,
+    headers: { accept: 'application/json', ...headers },
+  });
+  return { status: res.status, body: await res.text() };
 }

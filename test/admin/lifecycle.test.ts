@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { forEachDialect, uniqueDomain } from '../db/helpers.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { systemTicket } from '../helpers/fixtures.js';
-import { admin, type ErrorAnswer, type Page, type Rec, type Ticket } from './helpers.js';
+import { admin, http, type ErrorAnswer, type Page, type Rec, type Ticket } from './helpers.js';
 import { AuditRepository } from '../../src/areas/audit/repository.js';
 
 interface UserView {
@@ -177,24 +177,20 @@ forEachDialect('admin API lifecycle', (ctx) => {
     assert.equal(set.status, 200, set.body);
     assert.equal(set.json.password, undefined);
     await admin(t, sys, 'PUT', `/api/admin/users/${domain}/aki.huolman`, { role: 'USER' });
-    const basicOk = await t.app.inject({
-      method: 'GET',
-      url: `/api/tickets/${domain}/aki.huolman`,
-      headers: { authorization: basic('aki.huolman', domain, 'a new password') },
+    const basicOk = await http(t, 'GET', `/api/tickets/${domain}/aki.huolman`, {
+      authorization: basic('aki.huolman', domain, 'a new password'),
     });
-    assert.equal(basicOk.statusCode, 200, basicOk.body);
+    assert.equal(basicOk.status, 200, basicOk.body);
     const gen = await admin(t, sys, 'POST', `/api/admin/users/${domain}/aki.huolman/password`, {
       generate: true,
     });
     assert.equal(gen.status, 200);
     const generated = gen.json.password as string;
     assert.ok(generated.length >= 16);
-    const oldFails = await t.app.inject({
-      method: 'GET',
-      url: `/api/tickets/${domain}/aki.huolman`,
-      headers: { authorization: basic('aki.huolman', domain, 'a new password') },
+    const oldFails = await http(t, 'GET', `/api/tickets/${domain}/aki.huolman`, {
+      authorization: basic('aki.huolman', domain, 'a new password'),
     });
-    assert.equal(oldFails.statusCode, 401);
+    assert.equal(oldFails.status, 401);
     const neither = await admin(t, sys, 'POST', `/api/admin/users/${domain}/aki.huolman/password`, {});
     assert.equal(neither.status, 400);
 
@@ -233,10 +229,7 @@ forEachDialect('admin API lifecycle', (ctx) => {
     assert.equal(ticket.status, 201, ticket.body);
     const token = ticket.json.token as string;
     const info = `/api/user/info/v1/${domain}/leaver`;
-    assert.equal(
-      (await t.app.inject({ url: info, headers: { authorization: `Bearer ${token}` } })).statusCode,
-      200,
-    );
+    assert.equal((await http(t, 'GET', info, { authorization: `Bearer ${token}` })).status, 200);
     const phone = await admin(t, sys, 'POST', `/api/admin/devices/${domain}/leaver`, {
       deviceType: 'SOFTPHONE',
     });
@@ -256,10 +249,7 @@ forEachDialect('admin API lifecycle', (ctx) => {
     assert.deepEqual(removed.numbersReleased, ['+46855500100']);
 
     assert.equal((await admin(t, sys, 'GET', `/api/admin/users/${domain}/leaver`)).status, 404);
-    assert.equal(
-      (await t.app.inject({ url: info, headers: { authorization: `Bearer ${token}` } })).statusCode,
-      401,
-    );
+    assert.equal((await http(t, 'GET', info, { authorization: `Bearer ${token}` })).status, 401);
     const n = await admin(t, sys, 'GET', `/api/admin/numbers/${domain}/%2B46855500100`);
     assert.equal(n.json.user, null);
     const audit = await admin<Page<AuditView>>(t, sys, 'GET', `/api/admin/audit/${domain}?limit=500`);
@@ -433,11 +423,10 @@ forEachDialect('admin API lifecycle', (ctx) => {
 
     const revoked = await admin(t, sys, 'DELETE', `/api/admin/tickets/${domain}/${id}`);
     assert.equal(revoked.json.status, 'revoked');
-    const use = await t.app.inject({
-      url: `/api/user/info/v1/${domain}/tia`,
-      headers: { authorization: `Bearer ${String(created.json.token)}` },
+    const use = await http(t, 'GET', `/api/user/info/v1/${domain}/tia`, {
+      authorization: `Bearer ${String(created.json.token)}`,
     });
-    assert.equal(use.statusCode, 401);
+    assert.equal(use.status, 401);
     assert.equal((await admin(t, sys, 'GET', `/api/admin/tickets/${domain}/999999`)).status, 404);
   });
 
