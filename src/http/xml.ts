@@ -30,14 +30,23 @@ export function parseXmlBody(text: string): unknown {
       { field: 'body', message: 'XML with a DOCTYPE or ENTITY declaration is not accepted; remove it' },
     ]);
   }
-  const valid = XMLValidator.validate(text);
+  let valid: ReturnType<typeof XMLValidator.validate>;
+  let doc: unknown;
+  try {
+    valid = XMLValidator.validate(text);
+    doc = valid === true ? parser.parse(text) : undefined;
+  } catch (err) {
+    // The parser refuses some input by throwing (an element named `__proto__`, `constructor`
+    // or `prototype`, ...): that is the client's XML, so a 400 naming the problem, never a 500.
+    const msg = (err instanceof Error ? err.message : String(err)).replace(/^\[[A-Z]+\]\s*/, '');
+    throw new ValidationError([{ field: 'body', message: `XML not accepted: ${msg.slice(0, 200)}` }]);
+  }
   if (valid !== true) {
     const { msg, line, col } = valid.err;
     throw new ValidationError([
       { field: 'body', message: `malformed XML at line ${line}, column ${col}: ${msg}` },
     ]);
   }
-  const doc: unknown = parser.parse(text);
   if (!isRecord(doc)) throw new ValidationError([{ field: 'body', message: 'XML body has no root element' }]);
   const roots = Object.keys(doc);
   if (roots.length !== 1) {
@@ -69,7 +78,8 @@ export function coerceXmlBody(value: unknown, schema: unknown): unknown {
     if (!isRecord(value)) return value;
     const props = isRecord(s.properties) ? s.properties : {};
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = k in props ? coerceXmlBody(v, props[k]) : v;
+    for (const [k, v] of Object.entries(value))
+      out[k] = Object.hasOwn(props, k) ? coerceXmlBody(v, props[k]) : v;
     return out;
   }
   if (type === 'array') {
