@@ -413,11 +413,21 @@ export function newSessionId(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/**
+ * The value of cookie `name`, percent-decoded; `undefined` when absent or not decodable (a
+ * malformed cookie is no session: the login page or 401, never a 500).
+ */
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
   }
   return undefined;
 }

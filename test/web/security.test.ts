@@ -298,3 +298,37 @@ test('logins are rate limited per account and address: 429 with Retry-After, eve
     await limited.close();
   }
 });
+
+test('a malformed session cookie is no session: the login page (or login redirect), never a 500', async () => {
+  for (const bad of ['%', '%E0%A4%A', 'abc%zz', '%%%']) {
+    const cookie = `onecloud_session=${bad}`;
+    for (const [path, login] of [
+      ['/portal', '/portal/login'],
+      ['/portal/tickets', '/portal/login?next=%2Fportal%2Ftickets'],
+      ['/admin', '/admin/login'],
+      ['/admin/organizations', '/admin/login?next=%2Fadmin%2Forganizations'],
+    ] as const) {
+      const r = await t.app.inject({ url: path, headers: { accept: 'text/html', cookie } });
+      assert.equal(r.statusCode, 303, `${path} with cookie ${bad}: ${r.statusCode} ${r.body.slice(0, 200)}`);
+      assert.equal(r.headers.location, login);
+    }
+    // A form post and logout with it do nothing but send the browser to the login page.
+    for (const [url, login] of [
+      ['/portal/logout', '/portal/login'],
+      ['/admin/organizations', '/admin/login'],
+    ] as const) {
+      const post = await t.app.inject({
+        method: 'POST',
+        url,
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: form({ domain: 'bad-cookie.example.com', name: 'x' }),
+      });
+      assert.equal(post.statusCode, 303, `${url}: ${post.body.slice(0, 200)}`);
+      assert.equal(post.headers.location, login);
+    }
+  }
+  assert.equal(
+    await new OrganizationRepository(t.database.db).getByDomain('bad-cookie.example.com'),
+    undefined,
+  );
+});
