@@ -1,11 +1,43 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
 import type { LogLevel } from '../config.js';
 
-/** Query parameters whose values never reach a log line. */
-const SECRET_QUERY = /([?&](?:t|token|secret|password)=)[^&#]*/gi;
+/** Query parameters whose values never reach a log line (compared by decoded, lower-case name). */
+const SECRET_NAMES = new Set(['t', 'token', 'secret', 'password']);
+/** Values that look like a ticket token or a legacy password token, whatever their name. */
+const TOKEN_LIKE = /^(?:\d{1,16}\.[A-Za-z0-9_-]{16,}|D[A-Za-z0-9+/]{2,}={0,2}\.[A-Za-z0-9+/]{16,}={0,2})$/;
 
+/** Percent-decodes like the query parser does (`+` is a space); undefined when malformed. */
+function decodePart(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The URL with the value of every secret query parameter replaced by `[redacted]`. Names are
+ * compared after decoding, as the query parser sees them (`?%74=` is `t`), and case-insensitively;
+ * a value that looks like a token, or a parameter that cannot be decoded, is redacted too.
+ */
 export function redactQuery(url: string): string {
-  return url.replace(SECRET_QUERY, '$1[redacted]');
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const hash = url.indexOf('#', q);
+  const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+  const parts = query.split('&').map((part) => {
+    const eq = part.indexOf('=');
+    if (eq < 0) return TOKEN_LIKE.test(decodePart(part)?.trim() ?? '') ? '[redacted]' : part;
+    const name = decodePart(part.slice(0, eq));
+    const value = decodePart(part.slice(eq + 1));
+    const secret =
+      name === undefined ||
+      value === undefined ||
+      SECRET_NAMES.has(name.trim().toLowerCase()) ||
+      TOKEN_LIKE.test(value.trim());
+    return secret ? `${part.slice(0, eq)}=[redacted]` : part;
+  });
+  return `${url.slice(0, q + 1)}${parts.join('&')}${hash < 0 ? '' : url.slice(hash)}`;
 }
 
 interface RawReqLike {

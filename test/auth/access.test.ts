@@ -82,6 +82,38 @@ forEachDialect('tickets and access', (ctx) => {
     assert.doesNotMatch(JSON.stringify(t.logs.lines), new RegExp(token.split('.')[1]!.slice(0, 20)));
   });
 
+  test('the t= token never reaches a log line, however the parameter name is spelled', async () => {
+    const token = await userToken(ctx.handle, t.config, o, 'alice', ['CONTACT']);
+    const secret = token.split('.')[1]!;
+    const legacy = legacyPasswordToken('alice', o.domain, PASSWORD, ['CONTACT']);
+    const legacySecret = legacy.split('.')[1]!;
+    const before = t.logs.lines.length;
+    const url = (name: string, value: string) =>
+      `/api/contacts/list/${o.domain}/alice?jsonver=2&${name}=${value}`;
+    // These authenticate: the query parser decodes the name.
+    for (const name of ['t', '%74']) {
+      for (const value of [token, encodeURIComponent(token), token.replace(/-/g, '%2D')]) {
+        const res = await t.app.inject({ url: url(name, value) });
+        assert.equal(res.statusCode, 200, `${name}=${value}: ${res.body}`);
+      }
+      const created = await t.app.inject({
+        method: 'POST',
+        url: `/api/tickets/${o.domain}/alice?${name}=${encodeURIComponent(legacy)}`,
+      });
+      assert.equal(created.statusCode, 200, created.body);
+    }
+    // These do not authenticate (names are case-sensitive), and are redacted all the same.
+    for (const name of ['T', '%54', 'token', 'x']) {
+      const res = await t.app.inject({ url: url(name, token) });
+      assert.equal(res.statusCode, 401, name);
+    }
+    const lines = JSON.stringify(t.logs.lines.slice(before));
+    assert.match(lines, /\[redacted\]/);
+    assert.doesNotMatch(lines, new RegExp(secret.slice(0, 16)));
+    assert.doesNotMatch(lines, new RegExp(encodeURIComponent(legacySecret).slice(0, 16)));
+    assert.doesNotMatch(lines, new RegExp(legacySecret.slice(0, 16).replace(/[+/]/g, '.')));
+  });
+
   test('asking for an API the user is not allowed is 403, naming it', async () => {
     await setExternalApiGrants(ctx.handle, 'test', o.org, 'ORGANIZATION', 0, [
       'USER_INFO',
