@@ -87,6 +87,9 @@ export function actorOf(p: Principal): string {
 }
 
 export const SNT_WINDOW_S = 300;
+/** The one answer to an SNT-HMACv1 request whose signature is not proven (unknown ticket included). */
+export const SNT_BAD_CREDENTIALS =
+  'invalid credentials: no such system ticket, or the signature does not match';
 export const SESSION_COOKIE = 'onecloud_session';
 
 export interface AuthOptions {
@@ -300,24 +303,17 @@ export const auth = fp<AuthOptions>(
           ),
         );
       }
+      // Until the signature is proven, every failure answers the same text: an unsigned caller
+      // must not learn whether a ticket id exists (nor anything about its state or the clock).
+      const badCredentials = () => refuse(request, new UnauthorizedError(SNT_BAD_CREDENTIALS));
       const parsedToken = parseToken(snt!.token);
-      const ticketId =
-        parsedToken?.ticketId ?? (/^[1-9]\d{0,15}$/.test(snt!.token) ? Number(snt!.token) : undefined);
-      if (ticketId === undefined) refuse(request, new UnauthorizedError('invalid credentials'));
+      const idOnly = /^[1-9]\d{0,15}$/.test(snt!.token) ? Number(snt!.token) : undefined;
+      const ticketId = parsedToken?.ticketId ?? (Number.isSafeInteger(idOnly) ? idOnly : undefined);
+      if (ticketId === undefined) badCredentials();
       const ticket = await new TicketRepository(database.db).getById(ticketId!);
-      if (!ticket || ticket.kind !== 'SYSTEM' || !ticket.signingSecretEnc)
-        refuse(request, new UnauthorizedError('invalid credentials'));
+      if (!ticket || ticket.kind !== 'SYSTEM' || !ticket.signingSecretEnc) badCredentials();
       if (parsedToken && !verifyTokenSecret(config.secretKey, parsedToken.secretPart, ticket!.secretHash)) {
-        refuse(request, new UnauthorizedError('invalid credentials'));
-      }
-      const now = Date.now();
-      if (Math.abs(now / 1000 - snt!.ts) > SNT_WINDOW_S) {
-        refuse(
-          request,
-          new UnauthorizedError(
-            `signature timestamp is more than ${SNT_WINDOW_S} s away from the server's clock (${Math.floor(now / 1000)})`,
-          ),
-        );
+        badCredentials();
       }
       const secret = decryptSecret(config.secretKey, ticket!.signingSecretEnc!);
       const pathAndQuery = request.raw.url ?? request.url;
@@ -327,7 +323,17 @@ export const auth = fp<AuthOptions>(
         sntVerify(secret, sntCanonical(sentMethod, pathAndQuery, snt!.ts, snt!.nonce, body), snt!.sig) ||
         (sentMethod !== request.method &&
           sntVerify(secret, sntCanonical(request.method, pathAndQuery, snt!.ts, snt!.nonce, body), snt!.sig));
-      if (!ok) refuse(request, new UnauthorizedError('invalid signature'));
+      if (!ok) badCredentials();
+      // Signed with the ticket's secret: the caller may now learn what else is wrong.
+      const now = Date.now();
+      if (Math.abs(now / 1000 - snt!.ts) > SNT_WINDOW_S) {
+        refuse(
+          request,
+          new UnauthorizedError(
+            `signature timestamp is more than ${SNT_WINDOW_S} s away from the server's clock (${Math.floor(now / 1000)})`,
+          ),
+        );
+      }
       if (ticket!.revokedAt !== null) refuse(request, new UnauthorizedError('ticket revoked'));
       if (ticket!.expiresAt <= now) refuse(request, new UnauthorizedError('ticket expired'));
       if (!(await tickets.useNonce(ticket!.id, snt!.nonce, now + 2 * SNT_WINDOW_S * 1000))) {
