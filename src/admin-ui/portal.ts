@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, ForbiddenError } from '../errors.js';
 import { actorOf, type AuthUser } from '../http/auth.js';
 import { RequestLimiter } from '../http/rate-limit.js';
-import { hashPassword, verifyPassword } from '../security/passwords.js';
+import { verifyLoginPassword } from '../security/passwords.js';
 import { ExternalApiRepository } from '../areas/externalapi/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
 import { TicketRepository } from '../areas/tickets/repository.js';
@@ -36,13 +35,6 @@ import {
   ticked,
   type WebDeps,
 } from './web.js';
-
-let dummy: Promise<string> | undefined;
-/** Verifying against a throwaway hash when the user is unknown keeps the timing the same. */
-function dummyHash(): Promise<string> {
-  dummy ??= hashPassword(randomBytes(16).toString('hex'));
-  return dummy;
-}
 
 function sessionUser(request: FastifyRequest): AuthUser {
   const p = request.principal;
@@ -115,7 +107,7 @@ export async function portalArea(app: FastifyInstance, deps: WebDeps): Promise<v
     const org = domain !== '' ? await orgs.getByDomain(domain) : undefined;
     const user = org && userId !== '' ? await users.get(org.id, userId) : undefined;
     const hash = org && user ? await users.getPasswordHash(org.id, user.userId) : undefined;
-    const ok = await verifyPassword(field(body, 'password'), hash ?? (await dummyHash()));
+    const ok = await verifyLoginPassword(field(body, 'password'), hash);
     if (!ok || !hash || !org || !user) {
       app.authLimits.failures.fail(request.ip);
       request.log.info({ logToken: request.id }, 'portal login refused');

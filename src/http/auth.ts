@@ -14,7 +14,7 @@ import {
   verifyLegacyToken,
   verifyTokenSecret,
 } from '../security/tokens.js';
-import { verifyPassword } from '../security/passwords.js';
+import { verifyLoginPassword } from '../security/passwords.js';
 import { TicketAuthRepository, TicketRepository } from '../areas/tickets/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
 import { UserRepository } from '../areas/users/repository.js';
@@ -235,7 +235,8 @@ export const auth = fp<AuthOptions>(
         const hash = user
           ? await new UserRepository(database.db).getPasswordHash(user.organizationId, user.userId)
           : null;
-        if (!user || !(await verifyPassword(password, hash ?? null))) {
+        // An unknown user still costs one scrypt (against a throwaway hash): timing tells nothing.
+        if (!(await verifyLoginPassword(password, hash)) || !user) {
           refuse(request, new UnauthorizedError('invalid credentials'));
         }
         assertOwnPath(request, user!);

@@ -54,11 +54,19 @@ function parseHash(stored: string): ParsedHash | null {
   return { N, r, p, salt, key };
 }
 
+let verifications = 0;
+
+/** How many scrypt verifications this process has run (lets tests see the work was done). */
+export function passwordVerifications(): number {
+  return verifications;
+}
+
 /** True when `password` matches `stored` (constant-time comparison). A malformed hash never matches. */
 export async function verifyPassword(password: string, stored: string | null | undefined): Promise<boolean> {
   if (!stored) return false;
   const parsed = parseHash(stored);
   if (!parsed) return false;
+  verifications += 1;
   const key = await scryptAsync(password, parsed.salt, parsed.key.length, {
     N: parsed.N,
     r: parsed.r,
@@ -66,6 +74,23 @@ export async function verifyPassword(password: string, stored: string | null | u
     maxmem: maxmem(parsed.N, parsed.r),
   });
   return timingSafeEqual(key, parsed.key);
+}
+
+let dummy: Promise<string> | undefined;
+
+/**
+ * `verifyPassword` for a login: when there is no usable stored hash (unknown user or domain, a
+ * user without a password), scrypt still runs, against a throwaway hash, and the answer is
+ * false. An unknown user then takes as long as a wrong password: timing tells nothing.
+ */
+export async function verifyLoginPassword(
+  password: string,
+  stored: string | null | undefined,
+): Promise<boolean> {
+  if (stored && parseHash(stored)) return verifyPassword(password, stored);
+  dummy ??= hashPassword(randomBytes(16).toString('hex'));
+  await verifyPassword(password, await dummy);
+  return false;
 }
 
 /** True when a stored hash uses weaker parameters than today's defaults (rehash on next login). */

@@ -6,6 +6,7 @@ import { addSoftphone, PASSWORD, seedOrg, userToken, type SeededOrg } from '../h
 import { setExternalApiGrants } from '../../src/areas/externalapi/service.js';
 import { UserGroupRepository } from '../../src/areas/usergroups/repository.js';
 import { legacyPasswordToken } from '../../src/security/tokens.js';
+import { passwordVerifications } from '../../src/security/passwords.js';
 
 const basic = (user: string, domain: string, password = PASSWORD) =>
   `Basic ${Buffer.from(`${user}@${domain}:${password}`).toString('base64')}`;
@@ -112,6 +113,25 @@ forEachDialect('tickets and access', (ctx) => {
     assert.doesNotMatch(lines, new RegExp(secret.slice(0, 16)));
     assert.doesNotMatch(lines, new RegExp(encodeURIComponent(legacySecret).slice(0, 16)));
     assert.doesNotMatch(lines, new RegExp(legacySecret.slice(0, 16).replace(/[+/]/g, '.')));
+  });
+
+  test('HTTP Basic runs scrypt once for an unknown user or domain, as for a wrong password', async () => {
+    const cases: [string, string, string, number][] = [
+      ['alice', o.domain, PASSWORD, 200],
+      ['alice', o.domain, 'wrong password', 401],
+      ['nobody', o.domain, PASSWORD, 401],
+      ['alice', 'no-such-domain.example', PASSWORD, 401],
+    ];
+    for (const [user, domain, password, status] of cases) {
+      const before = passwordVerifications();
+      const res = await t.app.inject({
+        url: `/api/tickets/${domain}/${user}`,
+        headers: { authorization: basic(user, domain, password) },
+      });
+      assert.equal(res.statusCode, status, `${user}@${domain}: ${res.body}`);
+      assert.equal(passwordVerifications() - before, 1, `${user}@${domain}/${password}: one scrypt`);
+      if (status === 401) assert.match(res.body, /"invalid credentials"/);
+    }
   });
 
   test('asking for an API the user is not allowed is 403, naming it', async () => {
