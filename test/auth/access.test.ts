@@ -5,6 +5,7 @@ import { startTestApp, type TestApp } from '../helpers/app.js';
 import { addSoftphone, PASSWORD, seedOrg, userToken, type SeededOrg } from '../helpers/fixtures.js';
 import { setExternalApiGrants } from '../../src/areas/externalapi/service.js';
 import { UserGroupRepository } from '../../src/areas/usergroups/repository.js';
+import { TicketRepository } from '../../src/areas/tickets/repository.js';
 import { legacyPasswordToken } from '../../src/security/tokens.js';
 import { passwordVerifications } from '../../src/security/passwords.js';
 
@@ -257,6 +258,41 @@ forEachDialect('tickets and access', (ctx) => {
     } finally {
       await off.app.close();
     }
+  });
+
+  test('the legacy password token creates tickets only for the APIs it was signed for', async () => {
+    const legacy = legacyPasswordToken('alice', o.domain, PASSWORD, ['USER_INFO']);
+    const before = await new TicketRepository(ctx.handle.db).listByUser(o.org.id, o.users.alice!.id, {
+      includeRevoked: true,
+    });
+    for (const query of ['api=SMS&api=CALL_CONTROL', 'api=USER_INFO&api=SMS&api=CALL_CONTROL']) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: `/api/tickets/${o.domain}/alice?${query}&t=${encodeURIComponent(legacy)}`,
+      });
+      assert.equal(res.statusCode, 403, res.body);
+      assert.match(res.body, /signed for USER_INFO; it cannot create a ticket for: SMS, CALL_CONTROL"/);
+    }
+    const after = await new TicketRepository(ctx.handle.db).listByUser(o.org.id, o.users.alice!.id, {
+      includeRevoked: true,
+    });
+    assert.equal(after.length, before.length, 'no ticket was created');
+    // Within the signed list (or without api=) it works.
+    for (const query of ['api=USER_INFO&', '']) {
+      const ok = await t.app.inject({
+        method: 'POST',
+        url: `/api/tickets/${o.domain}/alice?${query}t=${encodeURIComponent(legacy)}`,
+      });
+      assert.equal(ok.statusCode, 200, ok.body);
+      assert.deepEqual((JSON.parse(ok.body) as { allowedApis: string[] }).allowedApis, ['USER_INFO']);
+    }
+    // HTTP Basic has no signed list: it may ask for any API the user is allowed.
+    const basicOk = await t.app.inject({
+      method: 'POST',
+      url: `/api/tickets/${o.domain}/alice?api=SMS&api=CALL_CONTROL`,
+      headers: { authorization: basic('alice', o.domain) },
+    });
+    assert.equal(basicOk.statusCode, 200, basicOk.body);
   });
 
   test('repeated authentication failures are answered 429 with Retry-After', async () => {

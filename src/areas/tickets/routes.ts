@@ -47,6 +47,8 @@ export async function ticketRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         description:
           'Authenticate with HTTP Basic `user@domain:password` (or the deprecated legacy password token in `t=`). ' +
           'Asking for an API that External API authorization does not allow is 403, naming it. The token is shown once. ' +
+          'The legacy token signs a list of APIs: without `api=` those are asked; with `api=`, every API asked must be ' +
+          'in the signed list, else 403 naming those that are not (the password was right; the request goes beyond what it signed). ' +
           'Answers 200 like the real platform (clients read the body).',
         tags: ['Tickets'],
         params: DomainUserParams,
@@ -78,6 +80,17 @@ export async function ticketRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       }
       const q = request.query as { api?: string[]; name?: string; platform?: string; days?: number };
       const apis = q.api ?? (p.kind === 'user-password' ? (p.legacyApis ?? []) : []);
+      if (p.kind === 'user-password' && p.via === 'legacy') {
+        // The legacy token's hash covers its list of APIs: it vouches for those and no others.
+        const signed = p.legacyApis ?? [];
+        const unsigned = [...new Set(apis)].filter((a) => !signed.includes(a));
+        if (unsigned.length > 0) {
+          throw new ForbiddenError(
+            `the legacy password token was signed for ${signed.length > 0 ? signed.join(', ') : 'no API'}; ` +
+              `it cannot create a ticket for: ${unsigned.join(', ')}`,
+          );
+        }
+      }
       const organization = (await new OrganizationRepository(deps.database.db).getById(user.organizationId))!;
       const full = (await new UserRepository(deps.database.db).getById(user.organizationId, user.id))!;
       const created = await createUserTicket(deps.database, deps.config, actorOf(p), {
