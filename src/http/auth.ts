@@ -113,6 +113,27 @@ export const auth = fp<AuthOptions>(
     app.decorateRequest('organization', undefined);
     app.decorate('authLimits', { failures, passwordTries });
 
+    // Used SNT-HMACv1 nonces are kept until their expiry (twice the window after use: a replay
+    // inside the window is always refused), then deleted on a timer that lives with the app.
+    let nonceTimer: NodeJS.Timeout | undefined;
+    let pruning: Promise<unknown> | undefined;
+    app.addHook('onReady', async () => {
+      nonceTimer = setInterval(() => {
+        if (pruning) return;
+        pruning = tickets
+          .pruneNonces(Date.now())
+          .catch((err: unknown) => app.log.warn({ err }, 'could not prune used SNT-HMACv1 nonces'))
+          .finally(() => {
+            pruning = undefined;
+          });
+      }, config.noncePruneIntervalMs);
+      nonceTimer.unref();
+    });
+    app.addHook('onClose', async () => {
+      clearInterval(nonceTimer);
+      await pruning;
+    });
+
     const refuse = (request: FastifyRequest, err: AppError): never => {
       if (err.statusCode === 401) failures.fail(request.ip);
       throw err;

@@ -4,7 +4,8 @@ import { forEachDialect } from '../db/helpers.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { seedOrg, signed, systemTicket, type SeededOrg } from '../helpers/fixtures.js';
 import { sntAuthorization, sntCanonical, sntSign } from '../../src/security/tokens.js';
-import { SNT_BAD_CREDENTIALS } from '../../src/http/auth.js';
+import { SNT_BAD_CREDENTIALS, SNT_WINDOW_S } from '../../src/http/auth.js';
+import { TicketAuthRepository } from '../../src/areas/tickets/repository.js';
 
 forEachDialect('SNT-HMACv1 signed admin requests', (ctx) => {
   let t: TestApp;
@@ -138,6 +139,49 @@ forEachDialect('SNT-HMACv1 signed admin requests', (ctx) => {
     });
     assert.equal(signedStale.statusCode, 401);
     assert.match(signedStale.body, /300 s away/);
+  });
+
+  test('used nonces are pruned by the app once expired; a replay inside the window is still refused', async () => {
+    const app = await startTestApp({ database: ctx.handle, config: { noncePruneIntervalMs: 25 } });
+    const db = ctx.handle.db;
+    const nonces = () =>
+      db
+        .selectFrom('used_nonces')
+        .select('nonce')
+        .where('ticket_id', '=', sys.id)
+        .execute()
+        .then((rows) => rows.map((r) => r.nonce));
+    const repo = new TicketAuthRepository(db);
+    const waitUntil = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 200 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(await ok(), what);
+    };
+    try {
+      // Seen long ago: past its expiry.
+      await repo.useNonce(sys.id, 'old-nonce-1', Date.now() - 1000);
+      const nonce = `fresh-${Date.now()}`;
+      const headers = signed(sys, 'GET', path(), '', { nonce });
+      assert.equal((await app.app.inject({ url: path(), headers })).statusCode, 200);
+      await waitUntil('the expired nonce is deleted', async () => !(await nonces()).includes('old-nonce-1'));
+      assert.ok((await nonces()).includes(nonce), 'a nonce inside its window is kept');
+      const replay = await app.app.inject({ url: path(), headers });
+      assert.equal(replay.statusCode, 401);
+      assert.match(replay.body, /nonce already used/);
+      // Kept for twice the window after use: a ts inside the window can never find it gone.
+      const row = await db
+        .selectFrom('used_nonces')
+        .select('expires_at')
+        .where('nonce', '=', nonce)
+        .executeTakeFirstOrThrow();
+      assert.ok(Number(row.expires_at) >= Date.now() + 2 * SNT_WINDOW_S * 1000 - 60_000);
+    } finally {
+      await app.app.close();
+    }
+    // The timer stops with the app.
+    await repo.useNonce(sys.id, 'old-nonce-2', Date.now() - 1000);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.ok((await nonces()).includes('old-nonce-2'), 'no pruning after close');
+    await repo.pruneNonces();
   });
 
   test('a POST with X-HTTP-Method-Override is signed with the method sent (POST)', async () => {

@@ -99,7 +99,10 @@ export async function acdAdminRoutes(app: FastifyInstance, { deps }: { deps: App
     {
       schema: {
         summary: 'Create an ACD/attendant group',
-        description: '`number` must be a number of the organization that is free (409 names it when taken).',
+        description:
+          '`number` (the function number) must be a number of the organization that no user or other group has: ' +
+          'otherwise 409 names the number and its owner (release it, or move it with PUT /api/admin/numbers/{domain}/{number} ' +
+          'and `"move": true`). The group’s number is the one the numbers API shows assigned to it.',
         tags,
         params: DomainParams,
         body: NewAcdGroupSchema,
@@ -138,6 +141,9 @@ export async function acdAdminRoutes(app: FastifyInstance, { deps }: { deps: App
       schema: {
         summary: 'Update an ACD/attendant group (fields given replace the stored ones)',
         tags,
+        description:
+          '`number` replaces the function number (the previous one is released to the organization; null releases it). ' +
+          'A number another user or group has is 409 naming the number and its owner, as on the numbers API.',
         params: GroupParams,
         body: UpdateAcdGroupSchema,
         response: { 200: AcdGroupSchema, ...errorResponses },

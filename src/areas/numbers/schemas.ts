@@ -23,6 +23,12 @@ export const AssignNumberSchema = Type.Object(
     number: Type.Optional(Type.String({ description: 'if given, must be the number in the path' })),
     user: Type.Optional(nullableLike(UserId)),
     acdGroup: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+    move: Type.Optional(
+      Type.Boolean({
+        description:
+          'true: take the number from the user or group that has it now (otherwise that is a 409 naming them)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
