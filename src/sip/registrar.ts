@@ -6,7 +6,9 @@
  * routing, loaded again after a restart), expiry sweeps, brute-force protection, and the
  * `device.registered` / `device.unregistered` events.
  */
+import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../db/database.js';
+import type { DB } from '../db/schema.js';
 import { recordChange } from '../db/changes.js';
 import { DeviceRepository, type Device } from '../areas/devices/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
@@ -351,19 +353,27 @@ export class Registrar {
     });
   }
 
-  /** Removes the bindings expired by `now`; devices left with none get `device.unregistered`. */
+  /**
+   * Removes the bindings expired by `now`; devices left with none get `device.unregistered`, written
+   * in the same transaction as the removal.
+   */
   async sweep(now = this.now()): Promise<number> {
-    const expired = await this.repo.removeExpired(now);
-    const devices = new Set(expired.map((b) => b.deviceId));
-    for (const deviceId of devices) {
-      await this.serial(deviceId, async () => {
-        const left = await this.repo.listByDevice(deviceId, now);
-        this.options.store.set(deviceId, left);
-        const first = expired.find((b) => b.deviceId === deviceId);
-        if (left.length === 0 && first)
-          await this.writeEvent(first, 'device.unregistered', { reason: 'expired' });
-      });
-    }
+    const expired = await this.options.database.db.transaction().execute(async (trx) => {
+      const repo = new RegistrationRepository(trx);
+      const removed = await repo.removeExpired(now);
+      const devices = new Set(removed.map((b) => b.deviceId));
+      for (const deviceId of devices) {
+        const first = removed.find((b) => b.deviceId === deviceId);
+        if (first && (await repo.listByDevice(deviceId, now)).length === 0)
+          await this.writeEvent(trx, first, 'device.unregistered', { reason: 'expired' });
+      }
+      return removed;
+    });
+    // The memory copy follows the database (read again: a REGISTER may have come in meanwhile).
+    for (const deviceId of new Set(expired.map((b) => b.deviceId)))
+      await this.serial(deviceId, async () =>
+        this.options.store.set(deviceId, await this.repo.listByDevice(deviceId, this.now())),
+      );
     return expired.length;
   }
 
@@ -378,23 +388,27 @@ export class Registrar {
     return run;
   }
 
-  private async writeEvent(b: SipBinding, type: string, extra: Record<string, unknown>): Promise<void> {
-    const kind = await this.repo.deviceSummary(b.deviceId);
+  /** Writes a registration event (and its audit row) with `trx`, the transaction of the change. */
+  private async writeEvent(
+    trx: Kysely<DB>,
+    b: SipBinding,
+    type: string,
+    extra: Record<string, unknown>,
+  ): Promise<void> {
+    const kind = await new RegistrationRepository(trx).deviceSummary(b.deviceId);
     const data = { deviceId: kind?.deviceId ?? String(b.deviceId), aor: b.aor, ...extra };
-    await this.options.database.db.transaction().execute((trx) =>
-      recordChange(
-        trx,
-        {
-          organizationId: b.organizationId,
-          actor: 'sip',
-          action: type,
-          entity: 'device',
-          entityId: data.deviceId,
-          data,
-          event: { type, userId: b.userId, data },
-        },
-        this.now(),
-      ),
+    await recordChange(
+      trx,
+      {
+        organizationId: b.organizationId,
+        actor: 'sip',
+        action: type,
+        entity: 'device',
+        entityId: data.deviceId,
+        data,
+        event: { type, userId: b.userId, data },
+      },
+      this.now(),
     );
   }
 
@@ -446,73 +460,94 @@ export class Registrar {
     const cseq = getCSeq(req).seq;
     const aor = `sip:${aorUser}@${org.domain}`;
 
-    await this.serial(device.id, async () => {
-      const now = this.now();
-      const repo = this.repo;
-      const before = await repo.listByDevice(device.id, now);
-      let removed = 0;
-      let added = 0;
-      if (contacts === '*') {
-        if (expiresHeader !== 0) {
-          ua.reply(tx, 400, { reason: 'Contact * Requires Expires: 0' });
+    // Validated before anything is written: 400 / 423 / 500 change nothing.
+    const wanted: { contact: string; expires: number }[] = [];
+    if (contacts === '*') {
+      if (expiresHeader !== 0) {
+        ua.reply(tx, 400, { reason: 'Contact * Requires Expires: 0' });
+        return;
+      }
+    } else {
+      for (const c of contacts) {
+        const param = c.params.get('expires');
+        let expires =
+          param !== undefined && param !== null && /^[0-9]{1,10}$/.test(param) ? Number(param) : undefined;
+        expires ??= expiresHeader ?? this.defaultExpires;
+        if (expires !== 0 && expires < this.minExpires) {
+          ua.reply(tx, 423, { headers: [{ name: 'Min-Expires', value: String(this.minExpires) }] });
           return;
         }
-        removed = await repo.removeAllOfDevice(device.id);
-      } else if (contacts.length > 0) {
-        const wanted: { contact: string; expires: number }[] = [];
-        for (const c of contacts) {
-          const param = c.params.get('expires');
-          let expires =
-            param !== undefined && param !== null && /^[0-9]{1,10}$/.test(param) ? Number(param) : undefined;
-          expires ??= expiresHeader ?? this.defaultExpires;
-          if (expires !== 0 && expires < this.minExpires) {
-            ua.reply(tx, 423, { headers: [{ name: 'Min-Expires', value: String(this.minExpires) }] });
-            return;
-          }
-          wanted.push({ contact: formatUri(c.uri), expires: Math.min(expires, this.maxExpires) });
-        }
-        // §10.3 step 7: an older request of the same registration (same Call-ID) is out of order.
-        for (const w of wanted) {
-          const existing = before.find((b) => b.contact === w.contact);
-          if (existing && existing.callId === callId && cseq <= existing.cseq) {
-            ua.reply(tx, 500, { reason: 'Out of Order Request' });
-            return;
-          }
-        }
-        for (const w of wanted) {
-          if (w.expires === 0) {
-            if (await repo.remove(device.id, w.contact)) removed += 1;
-            continue;
-          }
-          const isNew = !before.some((b) => b.contact === w.contact);
-          await repo.upsert(
-            {
-              organizationId: org.id,
-              deviceId: device.id,
-              userId: device.userId,
-              aor,
-              contact: w.contact,
-              callId,
-              cseq,
-              sourceTransport: source.transport,
-              sourceAddress: source.address,
-              sourcePort: source.port,
-              userAgent: getHeader(req, 'User-Agent')?.slice(0, 200) ?? null,
-              expiresAt: now + w.expires * 1000,
-            },
-            now,
-          );
-          if (isNew) added += 1;
-        }
+        wanted.push({ contact: formatUri(c.uri), expires: Math.min(expires, this.maxExpires) });
       }
-      let after = await repo.listByDevice(device.id, now);
-      if (after.length > this.maxContacts) {
-        const excess = [...after]
-          .sort((a, b) => a.updatedAt - b.updatedAt || a.id - b.id)
-          .slice(0, after.length - this.maxContacts);
-        for (const b of excess) await repo.remove(device.id, b.contact);
-        after = await repo.listByDevice(device.id, now);
+    }
+
+    await this.serial(device.id, async () => {
+      const now = this.now();
+      // The bindings and their event are one transaction (the project rule for every change).
+      const outcome = await this.options.database.db.transaction().execute(async (trx) => {
+        const repo = new RegistrationRepository(trx);
+        const before = await repo.listByDevice(device.id, now);
+        let removed = 0;
+        let added = 0;
+        if (contacts === '*') {
+          removed = await repo.removeAllOfDevice(device.id);
+        } else {
+          // §10.3 step 7: an older request of the same registration (same Call-ID) is out of order.
+          for (const w of wanted) {
+            const existing = before.find((b) => b.contact === w.contact);
+            if (existing && existing.callId === callId && cseq <= existing.cseq)
+              return { outOfOrder: true as const };
+          }
+          for (const w of wanted) {
+            if (w.expires === 0) {
+              if (await repo.remove(device.id, w.contact)) removed += 1;
+              continue;
+            }
+            const isNew = !before.some((b) => b.contact === w.contact);
+            await repo.upsert(
+              {
+                organizationId: org.id,
+                deviceId: device.id,
+                userId: device.userId,
+                aor,
+                contact: w.contact,
+                callId,
+                cseq,
+                sourceTransport: source.transport,
+                sourceAddress: source.address,
+                sourcePort: source.port,
+                userAgent: getHeader(req, 'User-Agent')?.slice(0, 200) ?? null,
+                expiresAt: now + w.expires * 1000,
+              },
+              now,
+            );
+            if (isNew) added += 1;
+          }
+        }
+        let after = await repo.listByDevice(device.id, now);
+        if (after.length > this.maxContacts) {
+          const excess = [...after]
+            .sort((a, b) => a.updatedAt - b.updatedAt || a.id - b.id)
+            .slice(0, after.length - this.maxContacts);
+          for (const b of excess) await repo.remove(device.id, b.contact);
+          after = await repo.listByDevice(device.id, now);
+        }
+        const sample = after[0] ?? before[0];
+        if (before.length === 0 && after.length > 0 && sample) {
+          await this.writeEvent(trx, sample, 'device.registered', {
+            contacts: after.map((b) => b.contact),
+            userAgent: sample.userAgent,
+          });
+        } else if (before.length > 0 && after.length === 0 && sample) {
+          await this.writeEvent(trx, sample, 'device.unregistered', { reason: 'unregister' });
+        }
+        return { outOfOrder: false as const, after, added, removed };
+      });
+      if (outcome.outOfOrder) {
+        ua.reply(tx, 500, { reason: 'Out of Order Request' });
+        return;
       }
+      const { after, added, removed } = outcome;
       this.options.store.set(device.id, after);
       const headers: SipHeader[] = after.map((b) => ({
         name: 'Contact',
@@ -520,15 +555,6 @@ export class Registrar {
       }));
       headers.push({ name: 'Date', value: new Date(now).toUTCString() });
       ua.reply(tx, 200, { headers });
-      const sample = after[0] ?? before[0];
-      if (before.length === 0 && after.length > 0 && sample) {
-        await this.writeEvent(sample, 'device.registered', {
-          contacts: after.map((b) => b.contact),
-          userAgent: sample.userAgent,
-        });
-      } else if (before.length > 0 && after.length === 0 && sample) {
-        await this.writeEvent(sample, 'device.unregistered', { reason: 'unregister' });
-      }
       if (added + removed > 0)
         this.options.logger.debug(
           { aor, added, removed, contacts: after.length },
