@@ -111,7 +111,6 @@ export async function seedDemo(database: DatabaseHandle, config: Config): Promis
         name: 'Customer services',
         type: 'ACD',
         distributionType: 'LONGEST_IDLE',
-        number: '+46812345600',
         queueTimeoutSeconds: 120,
         allowUsingFunctionNumber: true,
       });

@@ -14,6 +14,12 @@ export interface AcdGroup {
   type: AcdGroupType;
   distributionType: string;
   nightMode: boolean;
+  /**
+   * The group's function number: read from the numbers table (the number whose `acd_group_id` is
+   * this group), the one source of truth that inbound routing uses too. Set it through
+   * `setNumberOwner` (src/areas/numbers/service.ts). The `acd_groups.number` column is no
+   * longer read or written.
+   */
   number: string | null;
   queueTimeoutSeconds: number;
   overflowDestination: string | null;
@@ -27,7 +33,6 @@ export interface NewAcdGroup {
   type?: AcdGroupType;
   distributionType?: string;
   nightMode?: boolean;
-  number?: string | null;
   queueTimeoutSeconds?: number;
   overflowDestination?: string | null;
   allowUsingFunctionNumber?: boolean;
@@ -58,7 +63,9 @@ export interface AgentMembership {
   loggedInAt: number | null;
 }
 
-function toGroup(r: Selectable<AcdGroupsTable>): AcdGroup {
+type GroupRow = Selectable<AcdGroupsTable> & { function_number: string | null };
+
+function toGroup(r: GroupRow): AcdGroup {
   return {
     id: r.id,
     organizationId: r.organization_id,
@@ -66,7 +73,7 @@ function toGroup(r: Selectable<AcdGroupsTable>): AcdGroup {
     type: r.type,
     distributionType: r.distribution_type,
     nightMode: toBool(r.night_mode),
-    number: r.number,
+    number: r.function_number,
     queueTimeoutSeconds: r.queue_timeout_seconds,
     overflowDestination: r.overflow_destination,
     allowUsingFunctionNumber: toBool(r.allow_using_function_number),
@@ -84,6 +91,21 @@ function checkSkill(skillLevel: number): number {
 export class AcdRepository {
   constructor(private readonly db: Kysely<DB>) {}
 
+  /** Groups with their function number (the lowest number assigned to the group; there is one at most). */
+  private groups() {
+    return this.db
+      .selectFrom('acd_groups as g')
+      .selectAll('g')
+      .select((eb) =>
+        eb
+          .selectFrom('numbers as n')
+          .select((e) => e.fn.min<string>('n.number').as('n'))
+          .whereRef('n.acd_group_id', '=', 'g.id')
+          .as('function_number'),
+      );
+  }
+
+  /** A new group, without a function number (assign one with setNumberOwner). */
   async createGroup(organizationId: number, input: NewAcdGroup, now = Date.now()): Promise<AcdGroup> {
     const r = await this.db
       .insertInto('acd_groups')
@@ -93,7 +115,7 @@ export class AcdRepository {
         type: input.type ?? 'ACD',
         distribution_type: input.distributionType ?? 'RING_ALL',
         night_mode: input.nightMode ?? false,
-        number: input.number ?? null,
+        number: null,
         queue_timeout_seconds: input.queueTimeoutSeconds ?? 0,
         overflow_destination: input.overflowDestination ?? null,
         allow_using_function_number: input.allowUsingFunctionNumber ?? false,
@@ -102,28 +124,24 @@ export class AcdRepository {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    return toGroup(r);
+    return toGroup({ ...r, function_number: null });
   }
 
   async getGroup(organizationId: number, id: number): Promise<AcdGroup | undefined> {
-    const r = await this.db
-      .selectFrom('acd_groups')
-      .selectAll()
-      .where('organization_id', '=', organizationId)
-      .where('id', '=', id)
+    const r = await this.groups()
+      .where('g.organization_id', '=', organizationId)
+      .where('g.id', '=', id)
       .executeTakeFirst();
     return r && toGroup(r);
   }
 
   async listGroups(organizationId: number, page: PageRequest = {}): Promise<Page<AcdGroup>> {
     const limit = pageLimit(page.limit);
-    let q = this.db
-      .selectFrom('acd_groups')
-      .selectAll()
-      .where('organization_id', '=', organizationId)
-      .orderBy('id')
+    let q = this.groups()
+      .where('g.organization_id', '=', organizationId)
+      .orderBy('g.id')
       .limit(limit + 1);
-    if (page.after != null) q = q.where('id', '>', page.after);
+    if (page.after != null) q = q.where('g.id', '>', page.after);
     return toPage(await q.execute(), limit, toGroup, (r) => r.id);
   }
 
@@ -141,7 +159,6 @@ export class AcdRepository {
         ...(patch.type !== undefined && { type: patch.type }),
         ...(patch.distributionType !== undefined && { distribution_type: patch.distributionType }),
         ...(patch.nightMode !== undefined && { night_mode: patch.nightMode }),
-        ...(patch.number !== undefined && { number: patch.number }),
         ...(patch.queueTimeoutSeconds !== undefined && { queue_timeout_seconds: patch.queueTimeoutSeconds }),
         ...(patch.overflowDestination !== undefined && { overflow_destination: patch.overflowDestination }),
         ...(patch.allowUsingFunctionNumber !== undefined && {
@@ -150,20 +167,9 @@ export class AcdRepository {
       })
       .where('organization_id', '=', organizationId)
       .where('id', '=', id)
-      .returningAll()
       .executeTakeFirst();
-    if (!r) throw new NotFoundError(`ACD group ${id} not found`);
-    return toGroup(r);
-  }
-
-  /** Clears the group's function number column where it is `number` (the number left the group). */
-  async clearNumber(organizationId: number, number: string, now = Date.now()): Promise<void> {
-    await this.db
-      .updateTable('acd_groups')
-      .set({ number: null, updated_at: now })
-      .where('organization_id', '=', organizationId)
-      .where('number', '=', number)
-      .execute();
+    if (Number(r.numUpdatedRows) === 0) throw new NotFoundError(`ACD group ${id} not found`);
+    return (await this.getGroup(organizationId, id))!;
   }
 
   /** Deletes the group and its agents (cascade); its numbers are released. */
@@ -311,10 +317,8 @@ export class AcdRepository {
 
   /** The groups a user is an agent of, with its agent state in each. */
   async groupsOfUser(organizationId: number, userId: number): Promise<AgentMembership[]> {
-    const rows = await this.db
-      .selectFrom('acd_agents as a')
-      .innerJoin('acd_groups as g', 'g.id', 'a.group_id')
-      .selectAll('g')
+    const rows = await this.groups()
+      .innerJoin('acd_agents as a', 'a.group_id', 'g.id')
       .select(['a.skill_level', 'a.logged_in', 'a.logged_in_at'])
       .where('a.organization_id', '=', organizationId)
       .where('a.user_id', '=', userId)

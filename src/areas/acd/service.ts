@@ -7,6 +7,7 @@ import { assertValid } from '../../http/validation.js';
 import type { Actor } from '../common/actor.js';
 import type { Organization } from '../organizations/repository.js';
 import { NumberRepository } from '../numbers/repository.js';
+import { setNumberOwner } from '../numbers/service.js';
 import { UserRepository } from '../users/repository.js';
 import { AcdRepository, type AcdAgent, type AcdGroup } from './repository.js';
 import {
@@ -47,42 +48,40 @@ async function record(
   });
 }
 
-/** Makes `number` the group's function number: it must be a number of the organization, free or the group's. */
+/**
+ * Makes `number` the group's function number through the numbers service (one source of truth,
+ * the same rules as the numbers API): a number of the organization, free or already the
+ * group's; another user's or group's is 409 naming the number and its owner (move it with the
+ * numbers API's `"move": true`). The group's previous function number is released.
+ */
 async function takeNumber(
   trx: Kysely<DB>,
   org: Organization,
-  groupId: number,
+  group: AcdGroup,
   number: string,
   field: string,
 ) {
-  const numbers = new NumberRepository(trx);
-  const n = await numbers.get(org.id, number);
-  if (!n) {
-    throw new ValidationError([
-      {
-        field,
-        message: `${number} is not a number of ${org.domain}; add it first with POST /api/admin/numbers/${org.domain}`,
-      },
-    ]);
-  }
-  if (n.userId !== null) {
-    const owner = await new UserRepository(trx).getById(org.id, n.userId);
-    throw new ConflictError(
-      `number ${number} is assigned to user ${owner?.userId ?? n.userId}; release it first`,
-    );
-  }
-  if (n.acdGroupId !== null && n.acdGroupId !== groupId) {
-    throw new ConflictError(
-      `number ${number} is the function number of group ${n.acdGroupId}; release it first`,
-    );
-  }
-  await numbers.assignToAcdGroup(org.id, number, groupId);
+  await setNumberOwner(
+    trx,
+    org,
+    number,
+    { acdGroup: group },
+    {
+      missing: () =>
+        new ValidationError([
+          {
+            field,
+            message: `${number} is not a number of ${org.domain}; add it first with POST /api/admin/numbers/${org.domain}`,
+          },
+        ]),
+    },
+  );
 }
 
-async function dropNumber(trx: Kysely<DB>, org: Organization, groupId: number, number: string) {
+/** Releases the group's function number, if it has one (it stays in the organization). */
+async function dropNumber(trx: Kysely<DB>, org: Organization, groupId: number) {
   const numbers = new NumberRepository(trx);
-  const n = await numbers.get(org.id, number);
-  if (n && n.acdGroupId === groupId) await numbers.release(org.id, number);
+  for (const n of await numbers.listByAcdGroup(org.id, groupId)) await numbers.release(org.id, n.number);
 }
 
 export async function createAcdGroup(
@@ -95,11 +94,10 @@ export async function createAcdGroup(
   const data = assertValid<NewAcdGroupInput>(NewAcdGroupSchema, input, prefix);
   return database.db.transaction().execute(async (trx) => {
     const repo = new AcdRepository(trx);
-    const g = await repo.createGroup(org.id, { ...data, number: null });
-    if (data.number != null) {
-      await takeNumber(trx, org, g.id, data.number, `${prefix}.number`);
-    }
-    const created = data.number != null ? await repo.updateGroup(org.id, g.id, { number: data.number }) : g;
+    const { number, ...fields } = data;
+    const g = await repo.createGroup(org.id, fields);
+    if (number != null) await takeNumber(trx, org, g, number, `${prefix}.number`);
+    const created = number != null ? (await repo.getGroup(org.id, g.id))! : g;
     await record(trx, actor, org, 'acd.group.created', g.id, {
       name: g.name,
       type: g.type,
@@ -125,15 +123,18 @@ export async function updateAcdGroup(
   }
   return database.db.transaction().execute(async (trx) => {
     const before = await requireAcdGroup(trx, org, id);
-    const { id: _id, ...patch } = data;
+    const { id: _id, number, ...patch } = data;
     void _id;
-    if (data.number !== undefined && data.number !== before.number) {
-      if (before.number !== null) await dropNumber(trx, org, id, before.number);
-      if (data.number !== null) await takeNumber(trx, org, id, data.number, `${prefix}.number`);
+    if (number !== undefined && number !== before.number) {
+      if (number === null) await dropNumber(trx, org, id);
+      else await takeNumber(trx, org, before, number, `${prefix}.number`);
     }
     const g = await new AcdRepository(trx).updateGroup(org.id, id, patch);
     await record(trx, actor, org, 'acd.group.updated', id, {
-      fields: Object.keys(patch).sort(),
+      fields: Object.keys(data)
+        .filter((k) => k !== 'id')
+        .sort(),
+      ...(number !== undefined ? { number: g.number, previousNumber: before.number } : {}),
       ...(data.nightMode !== undefined ? { nightMode: g.nightMode } : {}),
     });
     return g;

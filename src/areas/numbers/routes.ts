@@ -101,7 +101,10 @@ export async function numberAdminRoutes(app: FastifyInstance, { deps }: { deps: 
       schema: {
         summary: 'Assign a number to a user or an ACD/attendant group, or release it',
         description:
-          '`{"user": "aki"}`, `{"acdGroup": 12}`, or `{"user": null}` / `{}` to release (it stays in the organization).',
+          '`{"user": "aki"}`, `{"acdGroup": 12}`, or `{"user": null}` / `{}` to release (it stays in the organization). ' +
+          'A number another user or group has is 409 naming the number and its owner; add `"move": true` to take it ' +
+          'from them. An ACD/attendant group has one function number: giving it this one releases its previous one ' +
+          '(the same rules as `number` of PUT /api/admin/acd-attendant-group/{domain}/{group}).',
         tags,
         params: NumberParams,
         body: AssignNumberSchema,

@@ -1,11 +1,13 @@
+import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../../db/database.js';
+import type { DB } from '../../db/schema.js';
 import { recordChange } from '../../db/changes.js';
-import { ConflictError, NotFoundError, ValidationError } from '../../errors.js';
+import { ConflictError, NotFoundError, ValidationError, type AppError } from '../../errors.js';
 import { assertValid } from '../../http/validation.js';
 import type { Actor } from '../common/actor.js';
 import type { Organization } from '../organizations/repository.js';
-import { UserRepository } from '../users/repository.js';
-import { AcdRepository } from '../acd/repository.js';
+import { UserRepository, type User } from '../users/repository.js';
+import { AcdRepository, type AcdGroup } from '../acd/repository.js';
 import { NumberRepository, type PhoneNumber } from './repository.js';
 import {
   AddNumbersSchema,
@@ -47,9 +49,81 @@ export async function addNumbers(
   });
 }
 
+/** Who a number is assigned to, as the API names it: `user aki@example.com`, `ACD/attendant group 12 (Support)`. */
+async function describeOwner(trx: Kysely<DB>, org: Organization, n: PhoneNumber): Promise<string | null> {
+  if (n.userId !== null) {
+    const u = await new UserRepository(trx).getById(org.id, n.userId);
+    return `user ${u ? `${u.userId}@${org.domain}` : String(n.userId)}`;
+  }
+  if (n.acdGroupId !== null) {
+    const g = await new AcdRepository(trx).getGroup(org.id, n.acdGroupId);
+    return `ACD/attendant group ${n.acdGroupId}${g ? ` (${g.name})` : ''}`;
+  }
+  return null;
+}
+
+export type NumberTarget = { user: User } | { acdGroup: AcdGroup };
+
+export interface OwnerChange {
+  before: PhoneNumber;
+  after: PhoneNumber;
+  /** The previous owner when the number was moved from someone else (`move`), else null. */
+  movedFrom: string | null;
+  /** The group's previous function number, released because a group has one at most. */
+  replaced: string | null;
+}
+
+/**
+ * The one place a number changes hands, in the caller's transaction: the numbers API
+ * (`PUT /api/admin/numbers/{domain}/{number}`) and the ACD group API (`number` of a group) both
+ * go through here, so they agree.
+ *
+ * - Taking a number that another user or group has is a 409 naming the number and its owner,
+ *   unless `move` is set (the numbers API's `"move": true`): then it moves, and the change says
+ *   from whom.
+ * - A group has one function number at most: giving it another releases the previous one
+ *   (`replaced`).
+ * - The number must be the organization's: `missing` builds the error when it is not.
+ */
+export async function setNumberOwner(
+  trx: Kysely<DB>,
+  org: Organization,
+  number: string,
+  target: NumberTarget,
+  opts: { move?: boolean; missing: () => AppError },
+): Promise<OwnerChange> {
+  const repo = new NumberRepository(trx);
+  const before = await repo.get(org.id, number);
+  if (!before) throw opts.missing();
+  const same = 'user' in target ? before.userId === target.user.id : before.acdGroupId === target.acdGroup.id;
+  if (same) return { before, after: before, movedFrom: null, replaced: null };
+  const current = await describeOwner(trx, org, before);
+  if (current !== null && opts.move !== true) {
+    throw new ConflictError(
+      `number ${number} is assigned to ${current}; release it first ` +
+        `(PUT /api/admin/numbers/${org.domain}/${encodeURIComponent(number)} with {"user": null}) ` +
+        'or move it with {"move": true} there',
+    );
+  }
+  let replaced: string | null = null;
+  let after: PhoneNumber;
+  if ('user' in target) {
+    after = await repo.assignToUser(org.id, number, target.user.id);
+  } else {
+    for (const n of await repo.listByAcdGroup(org.id, target.acdGroup.id)) {
+      await repo.release(org.id, n.number);
+      replaced = n.number;
+    }
+    after = await repo.assignToAcdGroup(org.id, number, target.acdGroup.id);
+  }
+  return { before, after, movedFrom: current, replaced };
+}
+
 /**
  * Assigns the number to a user (`user`) or an ACD/attendant group as its function number
- * (`acdGroup`), or releases it (both null or left out); it stays in the organization.
+ * (`acdGroup`), or releases it (both null or left out); it stays in the organization. A number
+ * another user or group has is 409 naming it and its owner unless `"move": true` (see
+ * setNumberOwner).
  */
 export async function assignNumber(
   database: DatabaseHandle,
@@ -74,14 +148,11 @@ export async function assignNumber(
     ]);
   }
   return database.db.transaction().execute(async (trx) => {
-    const repo = new NumberRepository(trx);
-    const before = await repo.get(org.id, number);
-    if (!before)
-      throw new NotFoundError(
+    const missing = () =>
+      new NotFoundError(
         `no number ${number} in ${org.domain}; add it with POST /api/admin/numbers/${org.domain}`,
       );
-    const acd = new AcdRepository(trx);
-    let after: PhoneNumber;
+    let change: OwnerChange;
     let owner: string | null = null;
     if (data.user != null) {
       const user = await new UserRepository(trx).get(org.id, data.user);
@@ -89,24 +160,32 @@ export async function assignNumber(
         throw new ValidationError([
           { field: `${prefix}.user`, message: `no user "${data.user}" in ${org.domain}` },
         ]);
-      after = await repo.assignToUser(org.id, number, user.id);
+      change = await setNumberOwner(trx, org, number, { user }, { move: data.move, missing });
       owner = `${user.userId}@${org.domain}`;
     } else if (data.acdGroup != null) {
-      if (!(await acd.getGroup(org.id, data.acdGroup)))
+      const group = await new AcdRepository(trx).getGroup(org.id, data.acdGroup);
+      if (!group)
         throw new ValidationError([
           {
             field: `${prefix}.acdGroup`,
             message: `no ACD/attendant group ${data.acdGroup} in ${org.domain}`,
           },
         ]);
-      after = await repo.assignToAcdGroup(org.id, number, data.acdGroup);
-      owner = `acd:${data.acdGroup}`;
+      change = await setNumberOwner(trx, org, number, { acdGroup: group }, { move: data.move, missing });
+      owner = `acd:${group.id}`;
     } else {
-      after = await repo.release(org.id, number);
+      const repo = new NumberRepository(trx);
+      const before = await repo.get(org.id, number);
+      if (!before) throw missing();
+      change = { before, after: await repo.release(org.id, number), movedFrom: null, replaced: null };
     }
-    if (before.acdGroupId !== null && before.acdGroupId !== after.acdGroupId)
-      await acd.clearNumber(org.id, number);
-    const summary = { number, owner };
+    const { before, after } = change;
+    const summary = {
+      number,
+      owner,
+      ...(change.movedFrom !== null ? { movedFrom: change.movedFrom } : {}),
+      ...(change.replaced !== null ? { released: change.replaced } : {}),
+    };
     await recordChange(trx, {
       organizationId: org.id,
       actor,
@@ -136,7 +215,6 @@ export async function removeNumber(
     const repo = new NumberRepository(trx);
     const n = await repo.get(org.id, number);
     if (!n) throw new NotFoundError(`no number ${number} in ${org.domain}`);
-    if (n.acdGroupId !== null) await new AcdRepository(trx).clearNumber(org.id, number);
     if (!(await repo.remove(org.id, number)))
       throw new ConflictError(`number ${number} changed meanwhile; try again`);
     const summary = {
