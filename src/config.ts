@@ -25,6 +25,8 @@ export interface Config {
   authFailureLimit: number;
   /** Password checks (HTTP Basic, legacy token, logins) per minute per user; per address 6×. */
   passwordTryLimit: number;
+  /** Tickets a user may create per hour, ticket API and portal together (not from the environment). */
+  ticketCreateLimit: number;
   /** How often used SNT-HMACv1 nonces past their expiry are deleted (not from the environment). */
   noncePruneIntervalMs: number;
   /** The event log keeps events this many days, and at most this many. */
@@ -172,6 +174,7 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
     ticketMaxDays,
     authFailureLimit,
     passwordTryLimit,
+    ticketCreateLimit: 30,
     noncePruneIntervalMs: 60_000,
     eventRetentionDays,
     eventRetentionCount,

@@ -46,8 +46,6 @@ function sessionUser(request: FastifyRequest): AuthUser {
 /** The user portal, registered under `/portal`. */
 export async function portalArea(app: FastifyInstance, deps: WebDeps): Promise<void> {
   const loginsByAddress = new RequestLimiter(deps.config.passwordTryLimit * 6, 60_000);
-  // Ticket creation: 30 an hour per user (as on the ticket API).
-  const creations = new RequestLimiter(30, 3_600_000);
   const orgs = new OrganizationRepository(deps.database.db);
   const users = new UserRepository(deps.database.db);
 
@@ -307,11 +305,8 @@ export async function portalArea(app: FastifyInstance, deps: WebDeps): Promise<v
     await attempt(
       reply,
       async () => {
-        const wait = creations.hit(`${user.userId}@${org.domain}`);
-        if (wait > 0) {
-          reply.header('retry-after', String(wait));
-          throw new AppError(429, `Too many tickets created; try again in ${wait} s.`);
-        }
+        // One budget per user with the ticket API (429 with Retry-After).
+        app.authLimits.ticketCreation({ organizationId: org.id, id: user.id });
         if (form.days !== '' && !/^\d{1,6}$/.test(form.days)) {
           throw new AppError(400, 'days: must be a whole number of days');
         }

@@ -96,6 +96,7 @@ export async function attempt(
     await action();
   } catch (err) {
     if (err instanceof AppError && err.statusCode >= 400 && err.statusCode < 500 && err.statusCode !== 401) {
+      for (const [k, v] of Object.entries(err.details?.headers ?? {})) reply.header(k, v);
       const body = await again(errorFlash(err));
       sendHtml(reply, body, err.statusCode);
       return;

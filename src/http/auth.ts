@@ -107,11 +107,24 @@ export const auth = fp<AuthOptions>(
     // Password checks (Basic, legacy, logins) are slow by design: limited per user and per address.
     const passwordTries = new RequestLimiter(config.passwordTryLimit, 60_000);
     const passwordTriesByAddress = new RequestLimiter(config.passwordTryLimit * 6, 60_000);
+    // Ticket creation per user, one budget for the ticket API and the portal together.
+    const ticketCreations = new RequestLimiter(config.ticketCreateLimit, 3_600_000);
     const lastTouched = new Map<number, number>();
 
     app.decorateRequest('principal', null as never);
     app.decorateRequest('organization', undefined);
-    app.decorate('authLimits', { failures, passwordTries });
+    app.decorate('authLimits', {
+      failures,
+      passwordTries,
+      ticketCreation(user: { organizationId: number; id: number }): void {
+        const wait = ticketCreations.hit(`${user.organizationId}:${user.id}`);
+        if (wait > 0) {
+          throw new AppError(429, `too many tickets created for this user; try again in ${wait} s`, {
+            headers: { 'retry-after': String(wait) },
+          });
+        }
+      },
+    });
 
     // Used SNT-HMACv1 nonces are kept until their expiry (twice the window after use: a replay
     // inside the window is always refused), then deleted on a timer that lives with the app.
@@ -469,7 +482,12 @@ export interface RouteEntry {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    authLimits: { failures: FailureLimiter; passwordTries: RequestLimiter };
+    authLimits: {
+      failures: FailureLimiter;
+      passwordTries: RequestLimiter;
+      /** Counts a ticket creation for the user; 429 with Retry-After beyond the hourly limit. */
+      ticketCreation(user: { organizationId: number; id: number }): void;
+    };
     routeTable: RouteEntry[];
   }
 }

@@ -8,6 +8,7 @@ import { UserGroupRepository } from '../../src/areas/usergroups/repository.js';
 import { TicketRepository } from '../../src/areas/tickets/repository.js';
 import { legacyPasswordToken } from '../../src/security/tokens.js';
 import { passwordVerifications } from '../../src/security/passwords.js';
+import { WebClient } from '../web/helpers.js';
 
 const basic = (user: string, domain: string, password = PASSWORD) =>
   `Basic ${Buffer.from(`${user}@${domain}:${password}`).toString('base64')}`;
@@ -324,6 +325,45 @@ forEachDialect('tickets and access', (ctx) => {
       assert.ok(Number(limited.headers['retry-after']) > 0);
     } finally {
       await strict.app.close();
+    }
+  });
+
+  test('ticket creation has one hourly budget per user across the ticket API and the portal (429 + Retry-After)', async () => {
+    const limited = await startTestApp({ database: ctx.handle, config: { ticketCreateLimit: 2 } });
+    try {
+      const repo = new TicketRepository(ctx.handle.db);
+      const count = async () =>
+        (await repo.listByUser(o.org.id, o.users.bob!.id, { includeRevoked: true })).length;
+      const before = await count();
+      const viaApi = (user = 'bob') =>
+        limited.app.inject({
+          method: 'POST',
+          url: `/api/tickets/${o.domain}/${user}?api=CONTACT`,
+          headers: { authorization: basic(user, o.domain) },
+        });
+      const portal = new WebClient(limited.app, '/portal');
+      assert.equal((await portal.login(`bob@${o.domain}`, PASSWORD)).status, 303);
+      await portal.open('/portal/tickets');
+      const viaPortal = () => portal.post('/portal/tickets', { name: 'p', 'api.CONTACT': 'on' });
+
+      assert.equal((await viaApi()).statusCode, 200);
+      assert.equal((await viaPortal()).status, 200);
+      // The budget of 2 is spent, whichever way the next one is asked for.
+      const api = await viaApi();
+      assert.equal(api.statusCode, 429, api.body);
+      const wait = Number(api.headers['retry-after']);
+      assert.ok(wait > 0 && wait <= 3600, `Retry-After ${String(api.headers['retry-after'])}`);
+      assert.match(api.body, /too many tickets created for this user; try again in \d+ s/);
+      const page = await viaPortal();
+      assert.equal(page.status, 429);
+      const pageWait = Number(page.headers['retry-after']);
+      assert.ok(pageWait > 0 && pageWait <= 3600, `Retry-After ${String(page.headers['retry-after'])}`);
+      assert.match(page.body, /too many tickets created for this user/);
+      assert.equal(await count(), before + 2, 'refused requests create nothing');
+      // Another user has a budget of its own.
+      assert.equal((await viaApi('alice')).statusCode, 200);
+    } finally {
+      await limited.app.close();
     }
   });
 

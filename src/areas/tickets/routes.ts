@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { AppDeps } from '../../app.js';
-import { AppError, ForbiddenError } from '../../errors.js';
+import { ForbiddenError } from '../../errors.js';
 import { actorOf, type AuthUser } from '../../http/auth.js';
-import { RequestLimiter } from '../../http/rate-limit.js';
 import { DomainUserParams, errorResponses } from '../../http/schemas.js';
 import { UserApiSchema } from '../common/schemas.js';
 import { OrganizationRepository } from '../organizations/repository.js';
@@ -31,9 +30,6 @@ export const TicketViewSchema = Type.Object({
  * `user@domain:password`, or the deprecated legacy `t=D...` token), lists and revokes them.
  */
 export async function ticketRoutes(app: FastifyInstance, { deps }: { deps: AppDeps }): Promise<void> {
-  // Ticket creation: 30 an hour per user.
-  const creations = new RequestLimiter(30, 3_600_000);
-
   const ownUser = (p: AuthUser | undefined): AuthUser => {
     if (!p) throw new ForbiddenError();
     return p;
@@ -70,14 +66,10 @@ export async function ticketRoutes(app: FastifyInstance, { deps }: { deps: AppDe
       },
       config: { access: { kind: 'password' }, xmlRoot: 'ticket' },
     },
-    async (request, reply) => {
+    async (request) => {
       const p = request.principal;
       const user = ownUser(p.kind === 'user-password' ? p.user : undefined);
-      const wait = creations.hit(`${user.userId}@${user.domain}`);
-      if (wait > 0) {
-        reply.header('retry-after', String(wait));
-        throw new AppError(429, `too many tickets created for this user; try again in ${wait} s`);
-      }
+      app.authLimits.ticketCreation(user);
       const q = request.query as { api?: string[]; name?: string; platform?: string; days?: number };
       const apis = q.api ?? (p.kind === 'user-password' ? (p.legacyApis ?? []) : []);
       if (p.kind === 'user-password' && p.via === 'legacy') {
