@@ -12,7 +12,7 @@ import { UserRepository } from '../users/repository.js';
 import { requireUser } from '../users/service.js';
 import { TicketRepository, type Ticket } from './repository.js';
 import { TicketViewSchema } from './routes.js';
-import { createUserTicket, revokeTicket, viewTicket } from './service.js';
+import { BODY_TICKET_FIELDS, createUserTicket, revokeTicket, viewTicket } from './service.js';
 
 const NewTicketSchema = Type.Object(
   {
@@ -109,14 +109,20 @@ export async function ticketAdminRoutes(app: FastifyInstance, { deps }: { deps: 
         days?: number;
       };
       const user = await requireUser(deps.database, org, body.user);
-      const created = await createUserTicket(deps.database, deps.config, actorOf(request.principal), {
-        organization: org,
-        user,
-        apis: body.apis,
-        ...(body.name !== undefined ? { name: body.name } : {}),
-        ...(body.platform !== undefined ? { platform: body.platform } : {}),
-        ...(body.days !== undefined ? { days: body.days } : {}),
-      });
+      const created = await createUserTicket(
+        deps.database,
+        deps.config,
+        actorOf(request.principal),
+        {
+          organization: org,
+          user,
+          apis: body.apis,
+          ...(body.name !== undefined ? { name: body.name } : {}),
+          ...(body.platform !== undefined ? { platform: body.platform } : {}),
+          ...(body.days !== undefined ? { days: body.days } : {}),
+        },
+        BODY_TICKET_FIELDS,
+      );
       reply.code(201).header('location', adminLocation('tickets', org.domain, created.ticket.id));
       return { ...viewTicket(created.ticket, `${user.userId}@${org.domain}`), token: created.token };
     },

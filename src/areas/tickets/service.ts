@@ -59,11 +59,27 @@ export function viewTicket(t: Ticket, owner: string, orgDomains: string[] | null
   };
 }
 
-function expiry(config: Config, days: number | undefined, now: number): number {
+/**
+ * Where the caller took each input from, so problems name the caller's own field: the ticket
+ * API [real] reads its query (`query.api`, the default), the admin API its body (`body.apis`).
+ */
+export interface TicketFields {
+  apis: string;
+  days: string;
+  name: string;
+}
+export const QUERY_TICKET_FIELDS: TicketFields = {
+  apis: 'query.api',
+  days: 'query.days',
+  name: 'query.name',
+};
+export const BODY_TICKET_FIELDS: TicketFields = { apis: 'body.apis', days: 'body.days', name: 'body.name' };
+
+function expiry(config: Config, days: number | undefined, now: number, field: string): number {
   const d = days ?? DEFAULT_TICKET_DAYS;
   if (!Number.isInteger(d) || d < 1 || d > config.ticketMaxDays) {
     throw new ValidationError([
-      { field: 'days', message: `must be a whole number of days from 1 to ${config.ticketMaxDays}` },
+      { field, message: `must be a whole number of days from 1 to ${config.ticketMaxDays}` },
     ]);
   }
   return now + d * DAY_MS;
@@ -104,8 +120,9 @@ export async function createUserTicket(
     platform?: string;
     days?: number;
   },
+  fields: TicketFields = QUERY_TICKET_FIELDS,
 ): Promise<CreatedUserTicket> {
-  const apis = uniqueApis(input.apis, USER_APIS, 'api');
+  const apis = uniqueApis(input.apis, USER_APIS, fields.apis);
   const effective = await new ExternalApiRepository(database.db).effective(
     input.organization.id,
     input.user.id,
@@ -117,11 +134,11 @@ export async function createUserTicket(
     );
   }
   const now = Date.now();
-  const expiresAt = expiry(config, input.days, now);
+  const expiresAt = expiry(config, input.days, now, fields.days);
   const secretPart = randomBytes(32).toString('base64url');
   const name = (input.name ?? '').trim() || `ticket ${new Date(now).toISOString().slice(0, 10)}`;
   if (name.length > 200)
-    throw new ValidationError([{ field: 'name', message: 'must be at most 200 characters long' }]);
+    throw new ValidationError([{ field: fields.name, message: 'must be at most 200 characters long' }]);
   const ticket = await database.db.transaction().execute(async (trx) => {
     const t = await new TicketRepository(trx).insert({
       kind: 'USER',
@@ -190,7 +207,7 @@ export async function createSystemTicket(
     }
   }
   const now = Date.now();
-  const expiresAt = expiry(config, input.days, now);
+  const expiresAt = expiry(config, input.days, now, 'days');
   const secretPart = randomBytes(32).toString('base64url');
   const secret = newSigningSecret();
   const name = (input.name ?? '').trim() || `system ticket ${new Date(now).toISOString().slice(0, 10)}`;
