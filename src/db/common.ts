@@ -47,3 +47,28 @@ export async function mapConflict<T, D>(
     throw err;
   }
 }
+
+/**
+ * `mapConflict` for statements that write many rows: the ConflictError names the value that
+ * conflicts. `describe` gets the violated key's last column (e.g. `user_id`) and its value:
+ * PostgreSQL's violation carries the value; when the driver does not tell it (SQLite), `find`
+ * looks it up in the same transaction (a failed SQLite statement leaves the transaction usable).
+ */
+export async function mapBatchConflict<T, D>(
+  db: Kysely<D>,
+  fn: () => Promise<T>,
+  describe: (column: string, value: string | undefined) => string,
+  find: (column: string) => Promise<string | undefined>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const violation = helpersFor(db).uniqueViolation(err);
+    if (!violation) throw err;
+    const last = violation.columns.length - 1;
+    const column = violation.columns[last] ?? '';
+    let value = violation.values?.[last];
+    if (value === undefined) value = await find(column).catch(() => undefined);
+    throw new ConflictError(describe(column, value));
+  }
+}

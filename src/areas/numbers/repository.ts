@@ -1,5 +1,12 @@
 import type { Kysely, Selectable } from 'kysely';
-import { mapConflict, pageLimit, toPage, type Page, type PageRequest } from '../../db/common.js';
+import {
+  mapBatchConflict,
+  mapConflict,
+  pageLimit,
+  toPage,
+  type Page,
+  type PageRequest,
+} from '../../db/common.js';
 import type { DB, NumbersTable } from '../../db/schema.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 
@@ -79,30 +86,49 @@ export class NumberRepository {
    */
   async addRange(organizationId: number, first: string, count: number, now = Date.now()): Promise<string[]> {
     const numbers = numberRange(first, count);
+    const taken = await this.firstTaken(numbers);
+    if (taken !== undefined) throw new ConflictError(`number ${taken} is already taken`);
+    await this.insertMany(organizationId, numbers, now);
+    return numbers;
+  }
+
+  /** The first of these numbers (in order) that some organization has, if any. */
+  async firstTaken(numbers: string[]): Promise<string | undefined> {
     for (let i = 0; i < numbers.length; i += 500) {
-      const chunk = numbers.slice(i, i + 500);
       const taken = await this.db
         .selectFrom('numbers')
         .select('number')
-        .where('number', 'in', chunk)
+        .where('number', 'in', numbers.slice(i, i + 500))
         .orderBy('number')
         .limit(1)
         .executeTakeFirst();
-      if (taken) throw new ConflictError(`number ${taken.number} is already taken`);
+      if (taken) return taken.number;
     }
+    return undefined;
+  }
+
+  /**
+   * Inserts the numbers without checking first (addRange checks). One that is taken meanwhile
+   * (a concurrent add won the race) is a ConflictError naming it; run in a transaction so that
+   * nothing is added then.
+   */
+  async insertMany(organizationId: number, numbers: string[], now = Date.now()): Promise<void> {
     for (let i = 0; i < numbers.length; i += 500) {
       const chunk = numbers.slice(i, i + 500);
-      await mapConflict(
+      await mapBatchConflict(
         this.db,
         () =>
           this.db
             .insertInto('numbers')
             .values(chunk.map((number) => ({ number, organization_id: organizationId, created_at: now })))
             .execute(),
-        () => `a number in ${first}.. (${count}) is already taken`,
+        (_column, value) =>
+          value === undefined
+            ? `a number of ${chunk[0]}..${chunk[chunk.length - 1]} is already taken`
+            : `number ${value} is already taken`,
+        async () => (await this.firstTaken(chunk)) ?? chunk.find((n, j) => chunk.indexOf(n) !== j),
       );
     }
-    return numbers;
   }
 
   async get(organizationId: number, number: string): Promise<PhoneNumber | undefined> {

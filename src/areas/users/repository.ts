@@ -1,5 +1,12 @@
 import type { Kysely, Selectable } from 'kysely';
-import { mapConflict, pageLimit, toPage, type Page, type PageRequest } from '../../db/common.js';
+import {
+  mapBatchConflict,
+  mapConflict,
+  pageLimit,
+  toPage,
+  type Page,
+  type PageRequest,
+} from '../../db/common.js';
 import { escapeLike, fromJson, helpersFor } from '../../db/dialects/index.js';
 import type { Availability, DB, Role, UsersTable } from '../../db/schema.js';
 import { NotFoundError } from '../../errors.js';
@@ -113,13 +120,14 @@ export class UserRepository {
 
   /**
    * Inserts many users in multi-row statements (run inside a transaction: all or nothing).
-   * Returned in input order. A duplicate raises a ConflictError (the caller checks first).
+   * Returned in input order. A duplicate raises a ConflictError naming the user id or extension
+   * (the caller checks first; this is a concurrent change that won the race).
    */
   async createMany(organizationId: number, inputs: NewUser[], now = Date.now()): Promise<User[]> {
     const out: User[] = [];
     for (let i = 0; i < inputs.length; i += 400) {
       const chunk = inputs.slice(i, i + 400);
-      const rows = await mapConflict(
+      const rows = await mapBatchConflict(
         this.db,
         () =>
           this.db
@@ -145,12 +153,41 @@ export class UserRepository {
             )
             .returningAll()
             .execute(),
-        () => 'a user id or extension in this batch is already used in this organization',
+        (column, value) =>
+          column === 'extension'
+            ? `extension ${value === undefined ? 'of a user in this batch' : `"${value}"`} is already used in this organization`
+            : `user ${value === undefined ? 'id of this batch' : `"${value}"`} already exists in this organization`,
+        (column) => this.firstTaken(organizationId, chunk, column === 'extension' ? 'extension' : 'user_id'),
       );
       const byUserId = new Map(rows.map((r) => [r.user_id, r]));
       for (const input of chunk) out.push(toUser(byUserId.get(input.userId)!));
     }
     return out;
+  }
+
+  /** The first user id (or extension) of `chunk` that is stored already or given twice in it. */
+  private async firstTaken(
+    organizationId: number,
+    chunk: NewUser[],
+    column: 'user_id' | 'extension',
+  ): Promise<string | undefined> {
+    const values = chunk
+      .map((u) => (column === 'user_id' ? u.userId : u.extension))
+      .filter((v): v is string => typeof v === 'string');
+    if (values.length === 0) return undefined;
+    const stored = await this.db
+      .selectFrom('users')
+      .select(column)
+      .where('organization_id', '=', organizationId)
+      .where(column, 'in', values)
+      .execute();
+    const taken = new Set(stored.map((r) => r[column]));
+    const seen = new Set<string>();
+    return values.find((v) => {
+      if (taken.has(v) || seen.has(v)) return true;
+      seen.add(v);
+      return false;
+    });
   }
 
   /** Internal ids of these user ids (those that exist), in one query per 500. */

@@ -15,9 +15,13 @@ export const postgresHelpers: DialectHelpers = {
     if (errorCode(err) !== '23505') return null;
     // detail: "Key (organization_id, user_id)=(1, bob) already exists."
     const detail = errorField(err, 'detail') ?? '';
-    const m = /^Key \(([^)]*)\)=/.exec(detail);
+    const m = /^Key \(([^)]*)\)=\((.*)\) already exists\.?$/s.exec(detail);
     const columns = m?.[1] ? m[1].split(',').map((s) => s.trim().replace(/^"|"$/g, '')) : [];
-    return { columns };
+    if (!m?.[2] || columns.length === 0) return { columns };
+    // Values are joined with ", "; only the last column may be text with ", " in it here.
+    const parts = m[2].split(', ');
+    const values = [...parts.slice(0, columns.length - 1), parts.slice(columns.length - 1).join(', ')];
+    return { columns, values };
   },
   isForeignKeyViolation(err) {
     return errorCode(err) === '23503';

@@ -5,6 +5,11 @@ export type DialectName = 'sqlite' | 'postgres';
 /** What a unique violation tells about itself: the columns of the violated key, when known. */
 export interface UniqueViolation {
   columns: string[];
+  /**
+   * The conflicting values, one per column, when the driver tells them (PostgreSQL's detail does;
+   * SQLite's message does not: look the value up, the transaction is still usable there).
+   */
+  values?: string[];
 }
 
 /**
