@@ -138,7 +138,11 @@ export function registerImport(program: Command): void {
         if (users.length === 0) throw new AppError(400, `${opts.file} has a header but no users`);
         let rows;
         try {
-          rows = await checkBulkRows(database, org, users, (i) => `line ${lines[i] ?? i + 2}`);
+          // Every problem of the file is printed (the HTTP answer lists 50).
+          rows = await checkBulkRows(database, org, users, (i) => `line ${lines[i] ?? i + 2}`, {
+            whole: opts.file,
+            maxListed: Number.POSITIVE_INFINITY,
+          });
         } catch (err) {
           if (err instanceof AppError && err.details?.problems) {
             for (const p of err.details.problems) process.stderr.write(`${p.field}: ${p.message}\n`);

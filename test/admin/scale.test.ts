@@ -65,6 +65,94 @@ forEachDialect('admin API at scale', (ctx) => {
     assert.match(tooMany.body, /body\.users/);
   });
 
+  test('a bulk answer lists schema problems and conflicts together, and says how many it left out', async () => {
+    const domain = uniqueDomain('bulkerr');
+    await admin(t, sys, 'POST', '/api/admin/organizations', { domain, name: 'Bulk errors' });
+    await admin(t, sys, 'POST', `/api/admin/users/${domain}`, { userId: 'taken.id' });
+    const mixed = await admin<ErrorAnswer>(t, sys, 'POST', `/api/admin/users/${domain}/bulk`, {
+      users: [{ userId: 'taken.id', extension: 'x' }, { userId: 'twin' }, { userId: 'twin', email: 'no' }],
+    });
+    assert.equal(mixed.status, 400, mixed.body);
+    assert.deepEqual(
+      mixed.json.errors!.map((e) => e.field),
+      ['body.users.0.extension', 'body.users.0.userId', 'body.users.2.email', 'body.users.2.userId'],
+    );
+    assert.match(mixed.json.errors![1]!.message, /"taken\.id" already exists/);
+    assert.match(mixed.json.errors![3]!.message, /also given at body\.users\.1/);
+    assert.match(mixed.json.validationResult, /^2 of 3 rows cannot be created/);
+
+    // 60 bad extensions and two conflicts: 50 listed, then one entry for the 12 left out.
+    const users = Array.from({ length: 70 }, (_, i) => ({
+      userId: `many${i}`,
+      extension: i < 60 ? 'x' : undefined,
+    }));
+    users.push({ userId: 'taken.id', extension: undefined }, { userId: 'many0', extension: undefined });
+    const many = await admin<ErrorAnswer>(t, sys, 'POST', `/api/admin/users/${domain}/bulk`, { users });
+    assert.equal(many.status, 400);
+    const errors = many.json.errors!;
+    assert.equal(errors.length, 51);
+    assert.equal(errors[49]!.field, 'body.users.49.extension');
+    assert.deepEqual(errors[50], {
+      field: 'body.users',
+      message: '12 more problems (12 more rows) not listed; fix these and send again to see them',
+    });
+    assert.match(
+      many.json.validationResult,
+      /^62 of 72 rows cannot be created, 62 problems, the first 50 listed/,
+    );
+    assert.equal((await admin(t, sys, 'GET', `/api/admin/users/${domain}/many65`)).status, 404);
+  });
+
+  test('1,000 full rows fit the bulk route, as JSON (over 1 MiB) and as XML', async () => {
+    const domain = uniqueDomain('bulkfull');
+    await admin(t, sys, 'POST', '/api/admin/organizations', { domain, name: 'Bulk full rows' });
+    const group = await admin(t, sys, 'POST', `/api/admin/usergroups/${domain}`, { name: 'Bulk group' });
+    const long = (c: string, n: number) => c.repeat(n);
+    const row = (prefix: string, i: number) => ({
+      userId: `${prefix}${String(i).padStart(4, '0')}.${long('u', 58)}`,
+      role: 'USER',
+      firstName: long('F', 100),
+      lastName: long('L', 100),
+      email: `${long('e', 120)}.${i}@${long('m', 60)}.${long('n', 50)}.example.com`,
+      language: 'sv-SE-x-private',
+      title: long('T', 200),
+      department: long('D', 200),
+      extension: String(20_000_000 + i + (prefix === 'x' ? 10_000 : 0)),
+      groups: [group.json.id as number],
+    });
+    const users = Array.from({ length: 1000 }, (_, i) => row('j', i));
+    const json = JSON.stringify({ users });
+    assert.ok(json.length > 1024 * 1024, `the JSON body is over 1 MiB (${json.length} bytes)`);
+    const res = await admin<{ created: number }>(t, sys, 'POST', `/api/admin/users/${domain}/bulk`, {
+      users,
+    });
+    assert.equal(res.status, 201, res.body.slice(0, 300));
+    assert.equal(res.json.created, 1000);
+
+    const field = (k: string, v: unknown) => `<${k}>${String(v)}</${k}>`;
+    const xml =
+      '<?xml version="1.0"?><bulk>' +
+      Array.from({ length: 1000 }, (_, i) => {
+        const r = row('x', i);
+        return `<users>${Object.entries(r)
+          .map(([k, v]) => (Array.isArray(v) ? v.map((g) => field(k, g)).join('') : field(k, v)))
+          .join('')}</users>`;
+      }).join('') +
+      '</bulk>';
+    assert.ok(xml.length > 1024 * 1024, `the XML body is over 1 MiB (${xml.length} bytes)`);
+    const viaXml = await admin(t, sys, 'POST', `/api/admin/users/${domain}/bulk`, undefined, { xml });
+    assert.equal(viaXml.status, 201, viaXml.body.slice(0, 300));
+    assert.equal(viaXml.json.created, 1000);
+    const one = await admin(t, sys, 'GET', `/api/admin/users/${domain}/${row('x', 999).userId}`);
+    assert.equal(one.json.extension, '20010999', 'XML text stays text');
+    assert.deepEqual(one.json.groups, [{ id: group.json.id, name: 'Bulk group' }]);
+    // Other routes keep the default limits.
+    const big = await admin(t, sys, 'PUT', `/api/admin/users/${domain}/${row('j', 0).userId}`, {
+      title: 'x'.repeat(1100 * 1024),
+    });
+    assert.equal(big.status, 413);
+  });
+
   test('bulk creates with a per-item answer; pagination walks 1,200 users without duplicates or gaps', async () => {
     const expected: string[] = ['exists'];
     for (let batch = 0; batch < 2; batch++) {

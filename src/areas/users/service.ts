@@ -5,7 +5,7 @@ import type { DatabaseHandle } from '../../db/database.js';
 import type { DB } from '../../db/schema.js';
 import { recordChange } from '../../db/changes.js';
 import { AppError, NotFoundError, ValidationError, type FieldProblem } from '../../errors.js';
-import { assertValid } from '../../http/validation.js';
+import { assertValid, MAX_PROBLEMS } from '../../http/validation.js';
 import { hashPassword } from '../../security/passwords.js';
 import { legacyHa1 } from '../../security/tokens.js';
 import type { Actor } from '../common/actor.js';
@@ -380,14 +380,19 @@ export async function bulkCreateUsers(
 /**
  * Checks rows of users to create (schema, duplicates among them, user ids and extensions
  * already used, unknown groups) without writing; throws a 400 (409 when every problem is a
- * conflict) listing every problem, each field named by `fieldOf(row index)`.
+ * conflict) listing the problems, schema problems and conflicts together, each field named by
+ * `fieldOf(row index)`. At most `maxListed` are listed (default MAX_PROBLEMS): then a last
+ * entry (field `whole`) and the summary say how many more there are.
  */
 export async function checkBulkRows(
   database: DatabaseHandle,
   organization: Organization,
   items: unknown[],
   fieldOf: (index: number) => string,
+  opts: { whole?: string; maxListed?: number } = {},
 ): Promise<NewUserInput[]> {
+  const whole = opts.whole ?? 'body.users';
+  const maxListed = opts.maxListed ?? MAX_PROBLEMS;
   const rows: NewUserInput[] = [];
   const invalid: (FieldProblem & { row: number })[] = [];
   const conflicts: (FieldProblem & { row: number })[] = [];
@@ -400,10 +405,14 @@ export async function checkBulkRows(
       rows.push(item as NewUserInput);
     }
   });
+  // A value that is itself invalid is reported once, as invalid, not also as a duplicate.
+  const badFields = new Set(invalid.map((p) => p.field));
+  const usable = (i: number, key: 'userId' | 'extension', v: unknown): v is string =>
+    typeof v === 'string' && !badFields.has(`${fieldOf(i)}.${key}`);
   const seenIds = new Map<string, number>();
   const seenExt = new Map<string, number>();
   rows.forEach((r, i) => {
-    if (typeof r?.userId === 'string') {
+    if (usable(i, 'userId', r?.userId)) {
       const first = seenIds.get(r.userId);
       if (first !== undefined)
         conflicts.push({
@@ -413,7 +422,7 @@ export async function checkBulkRows(
         });
       else seenIds.set(r.userId, i);
     }
-    if (typeof r?.extension === 'string') {
+    if (usable(i, 'extension', r?.extension)) {
       const first = seenExt.get(r.extension);
       if (first !== undefined)
         conflicts.push({
@@ -433,13 +442,13 @@ export async function checkBulkRows(
     allGroups.filter((g): g is number => Number.isInteger(g)),
   );
   rows.forEach((r, i) => {
-    if (typeof r?.userId === 'string' && existing.has(r.userId))
+    if (usable(i, 'userId', r?.userId) && existing.has(r.userId))
       conflicts.push({
         row: i,
         field: `${fieldOf(i)}.userId`,
         message: `user "${r.userId}" already exists in ${organization.domain}`,
       });
-    if (typeof r?.extension === 'string' && existingExt.has(r.extension))
+    if (usable(i, 'extension', r?.extension) && existingExt.has(r.extension))
       conflicts.push({
         row: i,
         field: `${fieldOf(i)}.extension`,
@@ -458,8 +467,17 @@ export async function checkBulkRows(
   if (invalid.length > 0 || conflicts.length > 0) {
     const all = [...invalid, ...conflicts].sort((a, b) => a.row - b.row);
     const bad = new Set(all.map((p) => p.row));
-    const problems = all.map(({ field, message }) => ({ field, message }));
-    const summary = `${bad.size} of ${rows.length} rows cannot be created (first: ${problems[0]!.field}: ${problems[0]!.message}); nothing was created`;
+    const problems = all.slice(0, maxListed).map(({ field, message }) => ({ field, message }));
+    const left = all.length - problems.length;
+    let listed = '';
+    if (left > 0) {
+      const leftRows = new Set(all.slice(maxListed).map((p) => p.row));
+      for (const p of all.slice(0, maxListed)) leftRows.delete(p.row);
+      const more = `${left} more problem${left === 1 ? '' : 's'} (${leftRows.size} more row${leftRows.size === 1 ? '' : 's'}) not listed`;
+      problems.push({ field: whole, message: `${more}; fix these and send again to see them` });
+      listed = `, ${all.length} problems, the first ${maxListed} listed`;
+    }
+    const summary = `${bad.size} of ${rows.length} rows cannot be created${listed} (first: ${problems[0]!.field}: ${problems[0]!.message}); nothing was created`;
     if (invalid.length > 0) throw new ValidationError(problems, summary);
     throw new AppError(409, summary, { problems });
   }
