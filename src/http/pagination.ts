@@ -28,7 +28,10 @@ export function decodeCursor<C extends string | number>(
   if (cursor === undefined || cursor === '') return undefined;
   try {
     const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { a?: unknown };
-    if (typeof parsed.a === kind) return parsed.a as C;
+    const a = parsed.a;
+    // A number is a keyset id: a safe whole number (1.5 or 1e20 is no cursor of ours).
+    if (kind === 'number' && typeof a === 'number' && Number.isSafeInteger(a)) return a as C;
+    if (kind === 'string' && typeof a === 'string') return a as C;
   } catch {
     // fall through
   }

@@ -45,7 +45,7 @@ export function toProblems(errors: ErrorObject[], part: string): FieldProblem[] 
   const prefix = PART_NAMES[part] ?? part;
   const problems: FieldProblem[] = [];
   const seen = new Set<string>();
-  for (const e of errors) {
+  for (const e of explainAlternatives(errors)) {
     // anyOf/oneOf report each failed branch and then a summary; the summary is enough.
     if (e.keyword === 'if') continue;
     const path = e.instancePath
@@ -123,6 +123,32 @@ export function toProblems(errors: ErrorObject[], part: string): FieldProblem[] 
     problems.filter((x) => x.message.startsWith('does not match any')).map((x) => x.field),
   );
   return problems.filter((x) => !summaries.has(x.field) || x.message.startsWith('does not match any'));
+}
+
+/**
+ * An anyOf/oneOf whose value has the type of exactly one alternative (`1e20` for "an id or
+ * null") is explained by that alternative's own problems ("must be <= 9007199254740991"),
+ * not by a summary; otherwise the summary stands.
+ */
+function explainAlternatives(errors: ErrorObject[]): ErrorObject[] {
+  const skip = new Set<ErrorObject>();
+  for (const e of errors) {
+    if (e.keyword !== 'anyOf' && e.keyword !== 'oneOf') continue;
+    const prefix = `${e.schemaPath}/`;
+    const branches = new Map<string, ErrorObject[]>();
+    for (const b of errors) {
+      if (b === e || !b.schemaPath.startsWith(prefix) || !b.instancePath.startsWith(e.instancePath)) continue;
+      const index = b.schemaPath.slice(prefix.length).split('/')[0]!;
+      branches.set(index, [...(branches.get(index) ?? []), b]);
+    }
+    const wrongType = (bs: ErrorObject[]) =>
+      bs.some((b) => b.keyword === 'type' && b.instancePath === e.instancePath);
+    const fitting = [...branches.values()].filter((bs) => !wrongType(bs));
+    if (fitting.length !== 1) continue;
+    skip.add(e);
+    for (const bs of branches.values()) if (wrongType(bs)) for (const b of bs) skip.add(b);
+  }
+  return skip.size === 0 ? errors : errors.filter((e) => !skip.has(e));
 }
 
 function article(type: string): string {

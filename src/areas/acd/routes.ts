@@ -5,6 +5,7 @@ import { actorOf } from '../../http/auth.js';
 import { encodeCursor, PageQuery, pageOf } from '../../http/pagination.js';
 import { errorResponses } from '../../http/schemas.js';
 import { adminAccess, adminLocation, DomainParams, iso, orgOf, pageRequest } from '../common/admin.js';
+import { IdSchema } from '../common/schemas.js';
 import type { Organization } from '../organizations/repository.js';
 import { AcdRepository, type AcdAgent, type AcdGroup } from './repository.js';
 import {
@@ -29,11 +30,11 @@ import {
 
 const GroupParams = Type.Object({
   domain: Type.String({ maxLength: 253 }),
-  group: Type.Integer({ minimum: 1 }),
+  group: IdSchema,
 });
 const AgentParams = Type.Object({
   domain: Type.String({ maxLength: 253 }),
-  group: Type.Integer({ minimum: 1 }),
+  group: IdSchema,
   agent: Type.String({ maxLength: 64, description: 'the agent’s user id' }),
 });
 

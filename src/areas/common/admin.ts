@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { NotFoundError } from '../../errors.js';
 import { decodeCursor } from '../../http/pagination.js';
 import type { Organization } from '../organizations/repository.js';
-import type { AdminScope } from './schemas.js';
+import { IdSchema, type AdminScope } from './schemas.js';
 
 /** Helpers shared by the admin API's routes (spec §6). */
 
@@ -34,7 +34,7 @@ export function pageRequest<C extends string | number>(
 export const DomainParams = Type.Object({ domain: Type.String({ maxLength: 253 }) });
 export const IdParams = Type.Object({
   domain: Type.String({ maxLength: 253 }),
-  id: Type.Integer({ minimum: 1 }),
+  id: IdSchema,
 });
 
 export const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);

@@ -13,6 +13,13 @@ export const E164 = Type.String({
   pattern: '^\\+[1-9][0-9]{5,14}$',
   description: 'an E.164 number: + and 6 to 15 digits, e.g. +46701234567',
 });
+/**
+ * Every integer id the API takes (tickets, user groups, ACD/attendant groups, ...): 1 up to
+ * 2^53 - 1, the largest whole number JavaScript holds exactly (both databases hold more). A larger
+ * one is a 400, never a database error.
+ */
+export const IdSchema = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+
 export const Password = Type.String({ minLength: 8, maxLength: 200, description: 'At least 8 characters' });
 export const Name = Type.String({ minLength: 1, maxLength: 200 });
 export const OptionalText = (max = 200) =>

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { nullableLike } from '../common/admin.js';
-import { E164, UserId } from '../common/schemas.js';
+import { E164, IdSchema, UserId } from '../common/schemas.js';
 import { MAX_RANGE } from './repository.js';
 
 export const AddNumbersSchema = Type.Object(
@@ -22,7 +22,7 @@ export const AssignNumberSchema = Type.Object(
   {
     number: Type.Optional(Type.String({ description: 'if given, must be the number in the path' })),
     user: Type.Optional(nullableLike(UserId)),
-    acdGroup: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+    acdGroup: Type.Optional(Type.Union([IdSchema, Type.Null()])),
     move: Type.Optional(
       Type.Boolean({
         description:

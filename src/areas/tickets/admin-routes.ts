@@ -6,7 +6,7 @@ import { actorOf } from '../../http/auth.js';
 import { encodeCursor, PageQuery, pageOf } from '../../http/pagination.js';
 import { errorResponses } from '../../http/schemas.js';
 import { adminAccess, adminLocation, DomainParams, orgOf, pageRequest } from '../common/admin.js';
-import { UserApiSchema, UserId } from '../common/schemas.js';
+import { IdSchema, UserApiSchema, UserId } from '../common/schemas.js';
 import type { Organization } from '../organizations/repository.js';
 import { UserRepository } from '../users/repository.js';
 import { requireUser } from '../users/service.js';
@@ -30,7 +30,7 @@ const CreatedTicketSchema = Type.Object({
 });
 const TicketParams = Type.Object({
   domain: Type.String({ maxLength: 253 }),
-  ticketId: Type.Integer({ minimum: 1 }),
+  ticketId: IdSchema,
 });
 
 /** Admin API: user tickets of an organization (ADMIN_TICKETS). Tokens are shown once, at creation. */

@@ -4,7 +4,7 @@ import type { AppDeps } from '../../app.js';
 import { ForbiddenError } from '../../errors.js';
 import { actorOf, type AuthUser } from '../../http/auth.js';
 import { DomainUserParams, errorResponses } from '../../http/schemas.js';
-import { UserApiSchema } from '../common/schemas.js';
+import { IdSchema, UserApiSchema } from '../common/schemas.js';
 import { OrganizationRepository } from '../organizations/repository.js';
 import { UserRepository } from '../users/repository.js';
 import { TicketRepository } from './repository.js';
@@ -127,7 +127,7 @@ export async function ticketRoutes(app: FastifyInstance, { deps }: { deps: AppDe
         params: Type.Object({
           domain: Type.String({ maxLength: 253 }),
           user: Type.String({ maxLength: 64 }),
-          ticketId: Type.Integer({ minimum: 1 }),
+          ticketId: IdSchema,
         }),
         response: { 200: TicketViewSchema, ...errorResponses },
       },

@@ -13,6 +13,7 @@ import {
   orgOf,
   pageRequest,
 } from '../common/admin.js';
+import { IdSchema } from '../common/schemas.js';
 import type { Organization } from '../organizations/repository.js';
 import { UserGroupRepository, type UserGroup } from './repository.js';
 import {
@@ -36,7 +37,7 @@ import {
 
 const MemberParams = Type.Object({
   domain: Type.String({ maxLength: 253 }),
-  id: Type.Integer({ minimum: 1 }),
+  id: IdSchema,
   user: Type.String({ maxLength: 64 }),
 });
 

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Password, UserId } from '../common/schemas.js';
+import { IdSchema, Password, UserId } from '../common/schemas.js';
 import { nullableString } from '../common/admin.js';
 
 export const ROLES = ['USER', 'SUPERUSER'] as const;
@@ -8,7 +8,7 @@ export const AVAILABILITIES = ['AVAILABLE', 'BUSY', 'AWAY', 'DND', 'OFFLINE'] as
 const EXTENSION = { pattern: '^[0-9]{2,8}$', description: 'a short number of 2 to 8 digits, e.g. 2001' };
 const EMAIL = { format: 'email', maxLength: 254, description: 'an e-mail address such as aki@example.com' };
 const OptionalText = (maxLength = 200) => Type.Optional(nullableString({ maxLength }));
-const GroupIds = Type.Array(Type.Integer({ minimum: 1 }), {
+const GroupIds = Type.Array(IdSchema, {
   maxItems: 200,
   description: 'ids of user groups of the same organization the user is a member of',
 });
