@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { ConflictError, ForbiddenError, UnauthorizedError } from '../../src/errors.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { seedOrg, userToken } from '../helpers/fixtures.js';
+import { DECLARED } from '../../src/areas/declared/routes.js';
 
 /**
  * The platform layer's conventions, shown on the real app with a few routes of its own (the
@@ -84,6 +86,29 @@ before(async () => {
   t = await startTestApp({ extraApi: testRoutes, config: { bodyLimit: 64 * 1024, xmlBodyLimit: 8 * 1024 } });
 });
 after(async () => t.close());
+
+/** The error body in the negotiated format: status, the log token and the message. */
+function assertErrorBody(
+  res: { body: string; headers: Record<string, unknown> },
+  accept: string,
+  status: number,
+  token: string,
+  message: RegExp,
+): void {
+  if (accept === 'application/xml') {
+    assert.match(String(res.headers['content-type']), /^application\/xml/);
+    assert.match(res.body, /^<\?xml[^]*<error><validationResult>/);
+    assert.ok(res.body.includes(`<status>${status}</status>`), res.body);
+    assert.ok(res.body.includes(`<logToken>${token}</logToken>`), res.body);
+    assert.match(res.body, message);
+  } else {
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    const body = JSON.parse(res.body) as { status: number; logToken: string; validationResult: string };
+    assert.equal(body.status, status);
+    assert.equal(body.logToken, token);
+    assert.match(body.validationResult, message);
+  }
+}
 
 function tokenOf(warning: string | string[] | undefined): string {
   const m = /^703 - "Error occurred, see (.+)"$/.exec(String(warning));
@@ -335,11 +360,35 @@ describe('errors', () => {
       }
     }
   });
-  test('404 and 405 with Allow', async () => {
-    assertError(await t.app.inject({ method: 'GET', url: '/api/nothing/here' }), 404);
-    const res = await t.app.inject({ method: 'GET', url: '/api/_test/action' });
-    assertError(res, 405);
-    assert.equal(res.headers.allow, 'POST');
+  test('404 and 405 with Allow, in JSON and XML', async () => {
+    for (const accept of ['application/json', 'application/xml']) {
+      const missing = await t.app.inject({ method: 'GET', url: '/api/nothing/here', headers: { accept } });
+      const token404 = assertError(missing, 404);
+      assertErrorBody(missing, accept, 404, token404, /no such resource: GET \/api\/nothing\/here/);
+      const res = await t.app.inject({ method: 'GET', url: '/api/_test/action', headers: { accept } });
+      const token405 = assertError(res, 405);
+      assert.equal(res.headers.allow, 'POST');
+      assertErrorBody(res, accept, 405, token405, /GET is not allowed here; allowed: POST/);
+    }
+  });
+  test('501 for an operation of the contract not built yet: Warning, log token, JSON and XML', async () => {
+    const declared = DECLARED.find((d) => d.method === 'GET');
+    assert.ok(declared, 'a declared GET operation');
+    const o = await seedOrg(t.database, t.config, [{ userId: 'alice' }]);
+    const token = await userToken(t.database, t.config, o, 'alice');
+    const url = declared.url
+      .replace(':domain', o.domain)
+      .replace(':user', 'alice')
+      .replace(/:[A-Za-z]+/g, '1');
+    for (const accept of ['application/json', 'application/xml']) {
+      const res = await t.app.inject({ url, headers: { accept, authorization: `Bearer ${token}` } });
+      const logToken = assertError(res, 501);
+      assertErrorBody(res, accept, 501, logToken, /is part of the API but not implemented yet/);
+      assert.ok(
+        t.logs.withToken(logToken).some((l) => l.msg === 'request failed with 501'),
+        'the refusal is logged with the same token',
+      );
+    }
   });
   test('500 shows no internals; the log line has them under the same token', async () => {
     for (const accept of ['application/json', 'application/xml']) {
@@ -385,11 +434,31 @@ describe('body limits over real HTTP', () => {
     const big = JSON.stringify({ name: 'x'.repeat(100 * 1024), count: 1, enabled: true });
     const res = await fetch(`${url}/api/_test/items`, { method: 'POST', headers: JSONH, body: big });
     assert.equal(res.status, 413);
-    tokenOf(res.headers.get('warning') ?? undefined);
+    const token = tokenOf(res.headers.get('warning') ?? undefined);
+    assertErrorBody(
+      { body: await res.text(), headers: { 'content-type': res.headers.get('content-type') } },
+      'application/json',
+      413,
+      token,
+      /request body is too large/,
+    );
+    assert.ok(
+      t.logs.withToken(token).some((l) => l.msg === 'request refused with 413' && l.status === 413),
+      'the refusal is logged with the same token',
+    );
     // XML has a smaller limit than JSON.
     const bigXml = `<item><name>${'x'.repeat(16 * 1024)}</name><count>1</count><enabled>true</enabled></item>`;
     const resXml = await fetch(`${url}/api/_test/items`, { method: 'POST', headers: XML, body: bigXml });
     assert.equal(resXml.status, 413);
+    const xmlToken = tokenOf(resXml.headers.get('warning') ?? undefined);
+    assertErrorBody(
+      { body: await resXml.text(), headers: { 'content-type': resXml.headers.get('content-type') } },
+      'application/xml',
+      413,
+      xmlToken,
+      /request body is too large/,
+    );
+    assert.ok(t.logs.withToken(xmlToken).some((l) => l.msg === 'request refused with 413'));
     const ok = await fetch(`${url}/api/_test/items`, {
       method: 'POST',
       headers: JSONH,
