@@ -1,5 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { forEachDialect } from '../db/helpers.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { seedOrg, signed, systemTicket, type SeededOrg } from '../helpers/fixtures.js';
@@ -213,21 +215,38 @@ forEachDialect('SNT-HMACv1 signed admin requests', (ctx) => {
   });
 });
 
-test('the README example signature is what the server computes', () => {
-  const canonical = sntCanonical('GET', '/api/admin/organizations?limit=2', 1767225600, 'n0nce-1234', '');
-  assert.equal(
-    canonical,
-    'GET\n/api/admin/organizations?limit=2\n1767225600\nn0nce-1234\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
-  );
-  const sig = sntSign('s3cr3t-signing-key', canonical);
-  const header = sntAuthorization({
-    token: '12',
-    secret: 's3cr3t-signing-key',
-    method: 'GET',
-    pathAndQuery: '/api/admin/organizations?limit=2',
-    ts: 1767225600,
-    nonce: 'n0nce-1234',
+test('the README worked example is what the code computes', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const at = readme.indexOf('Worked example');
+  assert.ok(at >= 0, 'README.md has the SNT-HMACv1 worked example');
+  const example = readme.slice(at);
+  const secret = /secret `([^`]+)`/.exec(example)?.[1];
+  assert.ok(secret, 'the example names its secret');
+  // The canonical block: method, path?query, ts, nonce, hex sha256 of the body.
+  const block = /canonical:\n((?:.+\n){5})/.exec(example)?.[1];
+  assert.ok(block, 'the example shows the canonical string');
+  const [method, pathAndQuery, ts, nonce, bodyHash] = block.trimEnd().split('\n') as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  assert.equal(bodyHash, createHash('sha256').update('').digest('hex'), 'the example has an empty body');
+  assert.equal(block.trimEnd(), sntCanonical(method, pathAndQuery, Number(ts), nonce, ''));
+  const line = /^Authorization: (SNT-HMACv1 token=([^,{}\s]+), ts=\d+, .*)$/m.exec(example);
+  assert.ok(line, 'the example shows the Authorization header');
+  const computed = sntAuthorization({
+    token: line[2]!,
+    secret,
+    method,
+    pathAndQuery,
+    ts: Number(ts),
+    nonce,
   });
-  assert.equal(header, `SNT-HMACv1 token=12, ts=1767225600, nonce=n0nce-1234, sig=${sig}`);
-  console.log(`# README example: ${header}`);
+  assert.equal(line[1], computed, 'README.md shows the header the code computes');
+  assert.equal(
+    computed,
+    `SNT-HMACv1 token=${line[2]!}, ts=${ts}, nonce=${nonce}, sig=${sntSign(secret, block.trimEnd())}`,
+  );
 });
