@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { AppError, ValidationError } from '../errors.js';
 import { requireOrganization } from '../areas/organizations/service.js';
-import { checkBulkRows, insertBulkRows } from '../areas/users/service.js';
-import { MAX_BULK_USERS } from '../areas/users/schemas.js';
+import { checkBulkRows, importUserRows } from '../areas/users/service.js';
 import { withContext } from './context.js';
 
 /** One CSV record with the file line it starts on. */
@@ -125,7 +124,9 @@ export function registerImport(program: Command): void {
     .command('users')
     .description(
       'create the users of a CSV file (header: userId,firstName,lastName,email,extension,role,password,groups,...). ' +
-        'Every row is checked before anything is written; then users are created in batches of 1,000 with a progress line.',
+        'All or nothing: every row is checked before anything is written (every problem is printed with its line), ' +
+        'then all users are created in one transaction, 1,000 at a time with a progress line; if anything fails, ' +
+        'nothing is imported and the failing lines are named.',
     )
     .requiredOption('--domain <domain>', 'the organization')
     .requiredOption('--file <path>', 'the CSV file')
@@ -156,20 +157,23 @@ export function registerImport(program: Command): void {
         }
         const started = Date.now();
         const tty = process.stderr.isTTY === true;
-        let done = 0;
-        for (let i = 0; i < rows.length; i += MAX_BULK_USERS) {
-          const batch = rows.slice(i, i + MAX_BULK_USERS);
-          await insertBulkRows(database, 'cli', org, batch, {
-            legacyPasswordTokens: config.legacyPasswordTokens,
-          });
-          done += batch.length;
-          const rate = Math.round(done / Math.max(0.001, (Date.now() - started) / 1000));
-          const line = `imported ${done}/${rows.length} users into ${org.domain} (${rate}/s)`;
-          process.stderr.write(tty ? `\r${line}` : `${line}\n`);
-        }
-        if (tty) process.stderr.write('\n');
+        const lineOf = (i: number) => lines[i] ?? i + 2;
+        await importUserRows(database, 'cli', org, rows, {
+          legacyPasswordTokens: config.legacyPasswordTokens,
+          rowsOf: (first, last) => `lines ${lineOf(first)}-${lineOf(last)}`,
+          onProgress: ({ phase, done, total }) => {
+            const rate = Math.round(done / Math.max(0.001, (Date.now() - started) / 1000));
+            const line =
+              phase === 'hashing'
+                ? `hashed ${done}/${total} passwords (${rate}/s)`
+                : `inserted ${done}/${total} users into ${org.domain} (${rate}/s; committed when all are in)`;
+            process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+          },
+        }).finally(() => {
+          if (tty) process.stderr.write('\n');
+        });
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
-        process.stdout.write(`imported ${done} users into ${org.domain} in ${seconds} s\n`);
+        process.stdout.write(`imported ${rows.length} users into ${org.domain} in ${seconds} s\n`);
       });
     });
 }

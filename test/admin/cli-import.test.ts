@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { sql } from 'kysely';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +51,29 @@ forEachDialect('onecloud import users', (ctx) => {
       timeout: 120_000,
     });
 
-  test('a file with a bad row imports nothing and names the line; a good file imports with progress', async () => {
+  /** A trigger that makes inserting this user id fail (null: removes it). */
+  async function failInsertsOf(userId: string | null): Promise<void> {
+    const db = ctx.handle.db;
+    if (ctx.dialect === 'sqlite') {
+      await sql`drop trigger if exists fail_import`.execute(db);
+      if (userId !== null)
+        await sql`create trigger fail_import before insert on users when new.user_id = ${sql.lit(userId)}
+          begin select raise(abort, 'forced failure'); end`.execute(db);
+      return;
+    }
+    await sql`drop trigger if exists fail_import on users`.execute(db);
+    if (userId === null) return;
+    await sql`create or replace function fail_import() returns trigger language plpgsql as $$
+      begin
+        if new.user_id = ${sql.lit(userId)} then raise exception 'forced failure'; end if;
+        return new;
+      end $$`.execute(db);
+    await sql`create trigger fail_import before insert on users for each row execute function fail_import()`.execute(
+      db,
+    );
+  }
+
+  test('a file with a bad row imports nothing and names the line; a failure in a later batch imports nothing; a good file imports with progress', async () => {
     const header = 'userId,First Name,last_name,email,extension,role,groups';
     const rows = Array.from(
       { length: 2500 },
@@ -65,10 +88,24 @@ forEachDialect('onecloud import users', (ctx) => {
     assert.equal(await new UserRepository(ctx.handle.db).count(orgId), 0, 'nothing imported');
 
     writeFileSync(join(dir, 'users.csv'), [header, ...rows].join('\r\n') + '\r\n');
+
+    // A row that passes every check but fails in the database, in the second batch: one
+    // transaction, so nothing is imported, and the failing batch's lines are named.
+    await failInsertsOf('imp1500');
+    const broken = run(join(dir, 'users.csv'));
+    await failInsertsOf(null);
+    assert.equal(broken.status, 1, broken.stdout + broken.stderr);
+    assert.match(broken.stderr, /inserted 1000\/2500 users/);
+    assert.match(
+      broken.stderr,
+      /the batch of lines 1002-2001 failed: .*forced failure.*; nothing was imported/,
+    );
+    assert.equal(await new UserRepository(ctx.handle.db).count(orgId), 0, 'the first batch is not kept');
+
     const ok = run(join(dir, 'users.csv'));
     assert.equal(ok.status, 0, ok.stdout + ok.stderr);
-    assert.match(ok.stderr, /imported 1000\/2500 users/);
-    assert.match(ok.stderr, /imported 2500\/2500 users/);
+    assert.match(ok.stderr, /inserted 1000\/2500 users/);
+    assert.match(ok.stderr, /inserted 2500\/2500 users/);
     assert.match(ok.stdout, new RegExp(`imported 2500 users into ${domain.replace(/\./g, '\\.')}`));
     const repo = new UserRepository(ctx.handle.db);
     assert.equal(await repo.count(orgId), 2500);

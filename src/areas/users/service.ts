@@ -492,37 +492,108 @@ export async function insertBulkRows(
   rows: NewUserInput[],
   options: UserOptions = {},
 ): Promise<BulkCreated> {
-  const hashes = await mapLimit(rows, HASH_PARALLELISM, (r) =>
-    r.password === undefined ? Promise.resolve(null) : hashPassword(r.password),
-  );
-  const created = await database.db.transaction().execute(async (trx) => {
-    const users = await new UserRepository(trx).createMany(
-      organization.id,
-      rows.map((r, i) => toNewUser(r, hashes[i] ?? null)),
-    );
-    const pairs = users.flatMap((u, i) =>
-      [...new Set(rows[i]!.groups ?? [])].map((groupId) => ({ groupId, userId: u.id })),
-    );
-    if (pairs.length > 0) await new UserGroupRepository(trx).addMemberships(organization.id, pairs);
-    if (options.legacyPasswordTokens) {
-      const userRepo = new UserRepository(trx);
-      for (let i = 0; i < users.length; i++) {
-        const pw = rows[i]!.password;
-        if (pw !== undefined)
-          await userRepo.setLegacyHa1(
-            organization.id,
-            users[i]!.id,
-            legacyHa1(users[i]!.userId, organization.domain, pw),
-          );
-      }
-    }
-    const now = Date.now();
-    for (let i = 0; i < users.length; i++) {
-      await recordUserCreatedAt(trx, actor, organization, users[i]!, rows[i]!.groups ?? [], now);
-    }
-    return users;
-  });
+  const hashes = await hashRows(rows);
+  const created = await database.db
+    .transaction()
+    .execute((trx) => insertRowsIn(trx, actor, organization, rows, hashes, options));
   return { organization, users: created.map((user, index) => ({ index, user })) };
+}
+
+/** The scrypt hashes of the rows' passwords (null: none given), with bounded parallelism. */
+async function hashRows(rows: NewUserInput[], onHashed?: (done: number) => void): Promise<(string | null)[]> {
+  let done = 0;
+  return mapLimit(rows, HASH_PARALLELISM, async (r) => {
+    if (r.password === undefined) return null;
+    const hash = await hashPassword(r.password);
+    onHashed?.(++done);
+    return hash;
+  });
+}
+
+/** Inserts checked rows in the caller's transaction, each user with its audit row and event. */
+async function insertRowsIn(
+  trx: Kysely<DB>,
+  actor: Actor,
+  organization: Organization,
+  rows: NewUserInput[],
+  hashes: (string | null)[],
+  options: UserOptions,
+): Promise<User[]> {
+  const users = await new UserRepository(trx).createMany(
+    organization.id,
+    rows.map((r, i) => toNewUser(r, hashes[i] ?? null)),
+  );
+  const pairs = users.flatMap((u, i) =>
+    [...new Set(rows[i]!.groups ?? [])].map((groupId) => ({ groupId, userId: u.id })),
+  );
+  if (pairs.length > 0) await new UserGroupRepository(trx).addMemberships(organization.id, pairs);
+  if (options.legacyPasswordTokens) {
+    const userRepo = new UserRepository(trx);
+    for (let i = 0; i < users.length; i++) {
+      const pw = rows[i]!.password;
+      if (pw !== undefined)
+        await userRepo.setLegacyHa1(
+          organization.id,
+          users[i]!.id,
+          legacyHa1(users[i]!.userId, organization.domain, pw),
+        );
+    }
+  }
+  const now = Date.now();
+  for (let i = 0; i < users.length; i++) {
+    await recordUserCreatedAt(trx, actor, organization, users[i]!, rows[i]!.groups ?? [], now);
+  }
+  return users;
+}
+
+export interface ImportProgress {
+  phase: 'hashing' | 'inserting';
+  done: number;
+  total: number;
+}
+
+/**
+ * Imports any number of checked rows (`onecloud import users`), all or nothing: passwords are
+ * hashed first, then every row is inserted in ONE transaction, `batch` rows per statement
+ * group, with progress after each batch. If anything fails, nothing is imported and the
+ * AppError names the rows of the failing batch (`rowsOf(first, last)`) and the cause.
+ */
+export async function importUserRows(
+  database: DatabaseHandle,
+  actor: Actor,
+  organization: Organization,
+  rows: NewUserInput[],
+  options: UserOptions & {
+    batch?: number;
+    onProgress?: (p: ImportProgress) => void;
+    rowsOf?: (first: number, last: number) => string;
+  } = {},
+): Promise<number> {
+  const batch = options.batch ?? MAX_BULK_USERS;
+  const withPassword = rows.filter((r) => r.password !== undefined).length;
+  const hashes = await hashRows(rows, (done) => {
+    if (done % batch === 0 || done === withPassword)
+      options.onProgress?.({ phase: 'hashing', done, total: withPassword });
+  });
+  let at = 0;
+  try {
+    await database.db.transaction().execute(async (trx) => {
+      for (at = 0; at < rows.length; at += batch) {
+        const end = Math.min(at + batch, rows.length);
+        await insertRowsIn(trx, actor, organization, rows.slice(at, end), hashes.slice(at, end), options);
+        options.onProgress?.({ phase: 'inserting', done: end, total: rows.length });
+      }
+    });
+  } catch (err) {
+    const last = Math.min(at + batch, rows.length) - 1;
+    const where = options.rowsOf ? options.rowsOf(at, last) : `rows ${at}..${last}`;
+    const cause = err instanceof Error ? err.message : String(err);
+    throw new AppError(
+      err instanceof AppError ? err.statusCode : 500,
+      `the batch of ${where} failed: ${cause}; nothing was imported (all rows are imported in one transaction)`,
+    );
+  }
+  return rows.length;
 }
 
 async function recordUserCreatedAt(
