@@ -41,7 +41,10 @@ export interface Config {
 
 export interface SipConfig {
   enabled: boolean;
+  /** Address SIP binds to (UDP and TCP). */
   host: string;
+  /** Host our SIP messages carry in Via and Contact: where phones reach us (never 0.0.0.0). */
+  advertisedHost: string;
   /** UDP and TCP port (0 = any free port). */
   port: number;
   /** RFC 3261 timers T1, T2, T4 in milliseconds. */
@@ -149,9 +152,26 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
       `ONECLOUD_SIP_HOST=${JSON.stringify(sipHostRaw)} must be an IP address such as 127.0.0.1 or 0.0.0.0`,
     );
   }
+  // Via and Contact need an address phones can reach: the bound one, unless that is "any".
+  const advertisedRaw = env.ONECLOUD_SIP_ADVERTISED_HOST;
+  let advertisedHost = sipHost === '0.0.0.0' || sipHost === '::' ? '127.0.0.1' : sipHost;
+  if (advertisedRaw !== undefined && advertisedRaw !== '') {
+    const bare = advertisedRaw.replace(/^\[(.*)\]$/, '$1');
+    const hostName =
+      /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+    if (bare === '0.0.0.0' || bare === '::' || (isIP(bare) === 0 && !hostName.test(bare))) {
+      if (sipEnabled)
+        problems.push(
+          `ONECLOUD_SIP_ADVERTISED_HOST=${JSON.stringify(advertisedRaw)} must be an IP address or host name that phones can reach, such as 192.0.2.10 or pbx.example.com (not 0.0.0.0 or ::)`,
+        );
+    } else {
+      advertisedHost = bare;
+    }
+  }
   const sip: SipConfig = {
     enabled: sipEnabled,
     host: sipHost,
+    advertisedHost,
     port: int('ONECLOUD_SIP_PORT', 5060, 0, 65535),
     t1Ms: int('ONECLOUD_SIP_T1_MS', 500, 10, 10_000),
     t2Ms: int('ONECLOUD_SIP_T2_MS', 4000, 10, 60_000),

@@ -57,7 +57,7 @@ export async function startServer(
     print(`  Admin UI:  ${base}/admin      User portal: ${base}/portal`);
     print(
       sip
-        ? `  SIP:       udp and tcp ${sip.host}:${sip.port} (registrar and B2BUA)`
+        ? `  SIP:       udp and tcp ${sip.host}:${sip.port} (registrar and B2BUA), advertised as ${sip.advertisedHost}`
         : '  SIP:       off (ONECLOUD_SIP_ENABLED=false)',
     );
     const running = app;
@@ -86,6 +86,7 @@ async function startSip(config: Config, database: DatabaseHandle, logger: Logger
       database,
       host: config.sip.host,
       port: config.sip.port,
+      advertisedHost: config.sip.advertisedHost,
       logger: logger.child({ component: 'sip' }),
       // Derived from the server key: digest nonces stay valid across restarts and processes.
       secret: serverSubkey(config.secretKey, 'sip-nonce'),

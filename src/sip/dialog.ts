@@ -32,8 +32,9 @@ export interface LocalAddress {
   contact(kind: TransportKind): string;
 }
 
+/** Via and Contact of this server: the transport's advertised host (never 0.0.0.0), its port. */
 export function localAddress(transport: SipTransportLayer, user = 'onecloud'): LocalAddress {
-  const host = transport.address.includes(':') ? `[${transport.address}]` : transport.address;
+  const host = transport.advertisedUriHost;
   return {
     via: (kind) => formatVia(transport.via(kind, generateBranch())),
     contact: (kind) => `<sip:${user}@${host}:${transport.port}${kind === 'tcp' ? ';transport=tcp' : ''}>`,

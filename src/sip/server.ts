@@ -33,6 +33,11 @@ export interface SipServerOptions {
   host: string;
   /** Port to bind, UDP and TCP (ONECLOUD_SIP_PORT, default 5060; 0 = a free port). */
   port: number;
+  /**
+   * Host put in every address of our messages (Via, Contact; ONECLOUD_SIP_ADVERTISED_HOST).
+   * Default: `host`, or 127.0.0.1 when `host` is 0.0.0.0 or ::.
+   */
+  advertisedHost?: string;
   logger?: SipLogger;
   /** Timer source (tests); real time by default. Nonce timestamps always use the wall clock. */
   clock?: Clock;
@@ -58,7 +63,10 @@ export interface SipServerOptions {
 export interface SipServer {
   /** The bound port (UDP and TCP). */
   port: number;
+  /** The bound address. */
   host: string;
+  /** The host our messages carry (Via, Contact). */
+  advertisedHost: string;
   calls: CallCommands;
   /** Registration state of a user's devices (device API). */
   registrationState(organizationId: number, userId: number): Promise<DeviceRegistrationState[]>;
@@ -89,6 +97,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     port: options.port,
     logger,
     ...(options.transports ? { transports: options.transports } : {}),
+    ...(options.advertisedHost !== undefined ? { advertisedHost: options.advertisedHost } : {}),
   });
   let dispatch: (req: SipRequest, tx: ServerTransaction | undefined, source: Endpoint) => void = () => {};
   const layer = new TransactionLayer({
@@ -184,6 +193,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
   return {
     port: transport.port,
     host: transport.address,
+    advertisedHost: transport.advertisedHost,
     calls: b2bua,
     registrationState: (organizationId, userId) => registrar.stateOfUser(organizationId, userId),
     flush: () => writer.flush(),

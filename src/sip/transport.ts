@@ -66,6 +66,21 @@ export interface TransportOptions {
   maxWriteBuffer?: number;
   /** TCP: give up connecting after this long (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * The host written into the messages we send (Via sent-by, Contact): where peers reach us.
+   * Default: the bound address, or 127.0.0.1 when bound to the unspecified address (0.0.0.0, ::).
+   */
+  advertisedHost?: string;
+  /** UDP: socket receive and send buffer size asked for (default 4 MiB; capped by the kernel). */
+  udpBufferBytes?: number;
+}
+
+const DEFAULT_UDP_BUFFER = 4 * 1024 * 1024;
+
+/** Whether `host` is the unspecified address (bound to every interface), which no peer can reach. */
+export function isUnspecifiedAddress(host: string): boolean {
+  const h = socketAddress(host);
+  return h === '0.0.0.0' || h === '::' || h === '0:0:0:0:0:0:0:0';
 }
 
 /** Strips the brackets of an IPv6 reference: sockets want the bare address. */
@@ -198,8 +213,19 @@ export class UdpTransport implements Transport {
     readonly port: number,
   ) {}
 
-  static async bind(host: string, port: number, ctx: TransportContext): Promise<UdpTransport> {
-    const socket = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+  static async bind(
+    host: string,
+    port: number,
+    ctx: TransportContext,
+    bufferBytes = DEFAULT_UDP_BUFFER,
+  ): Promise<UdpTransport> {
+    // A large receive buffer rides out bursts (at a few hundred calls/s the default ~200 KB
+    // overflowed and dropped datagrams; the kernel caps the size at net.core.rmem_max).
+    const socket = createSocket({
+      type: isIP(host) === 6 ? 'udp6' : 'udp4',
+      recvBufferSize: bufferBytes,
+      sendBufferSize: bufferBytes,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, host, () => {
@@ -230,6 +256,11 @@ export class UdpTransport implements Transport {
         err ? reject(err) : resolve(),
       );
     });
+  }
+
+  /** The socket's buffer sizes as the kernel reports them (Linux doubles what was asked). */
+  bufferSizes(): { receive: number; send: number } {
+    return { receive: this.socket.getRecvBufferSize(), send: this.socket.getSendBufferSize() };
   }
 
   close(): Promise<void> {
@@ -426,11 +457,20 @@ export class TcpTransport implements Transport {
 export class SipTransportLayer {
   private handler: MessageHandler = () => {};
 
+  /** The host peers reach us at: what Via and Contact carry (see {@link TransportOptions.advertisedHost}). */
+  readonly advertisedHost: string;
+
   private constructor(
     readonly udp: UdpTransport | undefined,
     readonly tcp: TcpTransport | undefined,
     readonly logger: SipLogger,
-  ) {}
+    advertisedHost: string | undefined,
+  ) {
+    const bound = (udp?.address ?? tcp?.address) as string;
+    this.advertisedHost = socketAddress(
+      advertisedHost ?? (isUnspecifiedAddress(bound) ? '127.0.0.1' : bound),
+    );
+  }
 
   static async start(options: TransportOptions): Promise<SipTransportLayer> {
     const kinds = options.transports ?? ['udp', 'tcp'];
@@ -444,14 +484,14 @@ export class SipTransportLayer {
     // With port 0, UDP picks the port and TCP takes the same one; retry if TCP finds it taken.
     for (let attempt = 0; ; attempt++) {
       const udp = kinds.includes('udp')
-        ? await UdpTransport.bind(options.host, options.port, ctx)
+        ? await UdpTransport.bind(options.host, options.port, ctx, options.udpBufferBytes)
         : undefined;
       const port = udp?.port ?? options.port;
       try {
         const tcp = kinds.includes('tcp')
           ? await TcpTransport.bind(options.host, port, ctx, options)
           : undefined;
-        layer = new SipTransportLayer(udp, tcp, logger);
+        layer = new SipTransportLayer(udp, tcp, logger, options.advertisedHost);
         return layer;
       } catch (err) {
         await udp?.close();
@@ -481,9 +521,14 @@ export class SipTransportLayer {
     this.handler = handler;
   }
 
+  /** The advertised host as a URI or Via host (IPv6 in brackets). */
+  get advertisedUriHost(): string {
+    return isIP(this.advertisedHost) === 6 ? `[${this.advertisedHost}]` : this.advertisedHost;
+  }
+
   /** A Via for a request sent from here (§18.1.1), asking for `rport` (RFC 3581 §3). */
   via(kind: TransportKind, branch: string): Via {
-    const host = isIP(this.address) === 6 ? `[${this.address}]` : this.address;
+    const host = this.advertisedUriHost;
     return { transport: kind.toUpperCase(), host, port: this.port, branch, rport: true, params: new Map() };
   }
 

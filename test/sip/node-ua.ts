@@ -15,22 +15,49 @@ import {
   type SipRequest,
   type SipResponse,
 } from '../../src/sip/message.js';
-import { TransactionLayer } from '../../src/sip/transaction.js';
+import { TransactionLayer, type ServerTransaction } from '../../src/sip/transaction.js';
 import { SipTransportLayer } from '../../src/sip/transport.js';
 import type { Account } from './peers.js';
+
+export interface Incoming {
+  req: SipRequest;
+  /** The server transaction (undefined for an ACK to a 2xx). */
+  tx: ServerTransaction | undefined;
+}
 
 export interface Ua {
   transport: SipTransportLayer;
   send(req: SipRequest): Promise<SipResponse>;
+  /** Every request received so far (new transactions and ACKs), in order. */
+  received: SipRequest[];
+  /** The next received request of `method` not taken yet (waits for it). */
+  nextRequest(method: string): Promise<Incoming>;
   close(): Promise<void>;
 }
 
 export async function ua(serverPort: () => number): Promise<Ua> {
   const transport = await SipTransportLayer.start({ host: '127.0.0.1', port: 0, transports: ['udp'] });
-  const layer = new TransactionLayer({ transport, onRequest: () => {} });
+  const received: SipRequest[] = [];
+  const untaken: Incoming[] = [];
+  const waiters: { method: string; resolve: (i: Incoming) => void }[] = [];
+  const layer = new TransactionLayer({
+    transport,
+    onRequest: (req, tx) => {
+      received.push(req);
+      const w = waiters.findIndex((x) => x.method === req.method);
+      if (w >= 0) waiters.splice(w, 1)[0]!.resolve({ req, tx });
+      else untaken.push({ req, tx });
+    },
+  });
   transport.onMessage((m, s) => layer.receive(m, s));
   return {
     transport,
+    received,
+    nextRequest: (method) => {
+      const i = untaken.findIndex((x) => x.req.method === method);
+      if (i >= 0) return Promise.resolve(untaken.splice(i, 1)[0]!);
+      return new Promise((resolve) => waiters.push({ method, resolve }));
+    },
     send: (req) =>
       new Promise((resolve, reject) => {
         layer.sendRequest(

@@ -47,6 +47,24 @@ export async function waitBound(port: number, ms = 5000): Promise<void> {
   }
 }
 
+/**
+ * Resolves with what `probe` returns once it is truthy, checking every 10 ms (for state that has
+ * no event to await, such as the call model); rejects naming `what` after `ms`.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | null | false,
+  ms = 8000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export interface Account {
   username: string;
   password: string;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import {
   createResponse,
   getHeader,
@@ -231,6 +232,22 @@ describe('UDP', () => {
       assert.equal(got.type === 'response' && got.status, 486);
     } finally {
       await client.close();
+      await layer.close();
+    }
+  });
+  test('the socket asks for a large receive buffer (bursts overflowed the default ~200 KB)', async (t) => {
+    let max = 0;
+    try {
+      max = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+    } catch {
+      // not Linux
+    }
+    if (!(max >= 1 << 20)) return t.skip(`net.core.rmem_max is ${max}: the kernel caps the buffer`);
+    const layer = await SipTransportLayer.start({ host: HOST, port: 0, transports: ['udp'] });
+    try {
+      // Linux reports twice what was granted; the default (net.core.rmem_default) is ~200 KB.
+      assert.ok(layer.udp!.bufferSizes().receive >= 1 << 20, JSON.stringify(layer.udp!.bufferSizes()));
+    } finally {
       await layer.close();
     }
   });
