@@ -9,6 +9,8 @@ import {
   type TicketView,
 } from '../areas/tickets/service.js';
 import { TicketRepository } from '../areas/tickets/repository.js';
+import type { Organization } from '../areas/organizations/repository.js';
+import { UserRepository } from '../areas/users/repository.js';
 import { ValidationError } from '../errors.js';
 import { sntAuthorization } from '../security/tokens.js';
 import { output, withContext } from './context.js';
@@ -109,20 +111,32 @@ export function registerTicketCommands(program: Command): void {
     .action(async (opts: { domain?: string; system?: boolean; json?: boolean }) => {
       await withContext(async ({ database }) => {
         const repo = new TicketRepository(database.db);
-        let orgId: number | null = null;
-        let owner = 'system';
+        let org: Organization | undefined;
         if (!opts.system) {
           if (!opts.domain)
             throw new ValidationError([{ field: '--domain', message: 'is required (or use --system)' }]);
-          const org = await requireOrganization(database, opts.domain);
-          orgId = org.id;
-          owner = org.domain;
+          org = await requireOrganization(database, opts.domain);
         }
+        // A user ticket's owner is its user, user@domain (as the APIs show it).
+        const owners = new Map<number, string>();
+        const ownerOf = async (userId: number | null): Promise<string> => {
+          if (userId === null || !org) return 'system';
+          let name = owners.get(userId);
+          if (name === undefined) {
+            const u = await new UserRepository(database.db).getById(org.id, userId);
+            name = u ? `${u.userId}@${org.domain}` : '?';
+            owners.set(userId, name);
+          }
+          return name;
+        };
         const views: TicketView[] = [];
         let after: number | undefined;
         for (;;) {
-          const page = await repo.listByOrg(orgId, { limit: 500, ...(after !== undefined ? { after } : {}) });
-          views.push(...page.items.map((t) => viewTicket(t, t.userId === null ? 'system' : owner)));
+          const page = await repo.listByOrg(org?.id ?? null, {
+            limit: 500,
+            ...(after !== undefined ? { after } : {}),
+          });
+          for (const t of page.items) views.push(viewTicket(t, await ownerOf(t.userId)));
           if (page.next == null) break;
           after = page.next;
         }
@@ -131,7 +145,7 @@ export function registerTicketCommands(program: Command): void {
             ? ['no tickets']
             : views.map(
                 (v) =>
-                  `${String(v.id).padStart(6)}  ${v.status.padEnd(8)} ${v.expires.slice(0, 10)}  ${v.name}  [${v.allowedApis.join(',')}]`,
+                  `${String(v.id).padStart(6)}  ${v.status.padEnd(8)} ${v.expires.slice(0, 10)}  ${v.owner}  ${v.name}  [${v.allowedApis.join(',')}]`,
               ),
         );
       });

@@ -161,11 +161,17 @@ forEachDialect('the onecloud CLI', (ctx) => {
       assert.equal(denied.code, 1, 'the demo system ticket is limited to example.com');
       assert.match(denied.stderr, /HTTP 404/);
 
-      const list = json<{ id: number; status: string }[]>(
+      const list = json<{ id: number; status: string; owner: string }[]>(
         await cli('ticket', 'list', '--domain', 'example.com', '--json'),
       );
       const id = Number(demo.userTicket.token.split('.')[0]);
       assert.equal(list.find((x) => x.id === id)?.status, 'active');
+      // A user ticket's owner is its user, user@domain, not the organization.
+      assert.equal(list.find((x) => x.id === id)?.owner, 'alice@example.com');
+      const text = await cli('ticket', 'list', '--domain', 'example.com');
+      assert.match(text.stdout, new RegExp(`^ *${id} +active +\\S+ +alice@example\\.com `, 'm'));
+      const system = json<{ owner: string }[]>(await cli('ticket', 'list', '--system', '--json'));
+      assert.ok(system.length > 0 && system.every((x) => x.owner === 'system'));
       assert.doesNotMatch(JSON.stringify(list), new RegExp(demo.userTicket.token.split('.')[1]!));
       json(await cli('ticket', 'revoke', '--id', String(id), '--domain', 'example.com', '--json'));
       const after = await fetch(`${base}/api/device/info/v1/shortlist/example.com/alice`, {
