@@ -96,6 +96,61 @@ forEachDialect('admin API lifecycle', (ctx) => {
     assert.ok(deletedEvents.some((e) => e.data.includes(domain)));
   });
 
+  test('organizations: Location of a created one is its own URL (domain lowercased), and it answers there', async () => {
+    const domain = uniqueDomain('Loc-Upper');
+    const created = await admin(t, sys, 'POST', '/api/admin/organizations', { domain, name: 'Located' });
+    assert.equal(created.status, 201, created.body);
+    const location = created.headers.location!;
+    assert.equal(location, `/api/admin/organizations/${domain.toLowerCase()}`);
+    assert.equal(created.json.domain, domain.toLowerCase());
+    const there = await admin(t, sys, 'GET', location);
+    assert.equal(there.status, 200, there.body);
+    assert.equal(there.json.name, 'Located');
+  });
+
+  test('a forced organization delete removes its devices and ends its tickets, not only its users', async () => {
+    const domain = await newOrg();
+    await admin(t, sys, 'PUT', `/api/admin/externalapi/${domain}`, { apis: ['USER_INFO'] });
+    await admin(t, sys, 'POST', `/api/admin/users/${domain}`, { userId: 'owner' });
+    const phone = await admin(t, sys, 'POST', `/api/admin/devices/${domain}/owner`, {
+      deviceType: 'SOFTPHONE',
+    });
+    assert.equal(phone.status, 201, phone.body);
+    const sipUser = (phone.json.sip as { username: string }).username;
+    const ticket = await admin(t, sys, 'POST', `/api/admin/tickets/${domain}`, {
+      user: 'owner',
+      apis: ['USER_INFO'],
+    });
+    assert.equal(ticket.status, 201, ticket.body);
+    const bearer = { authorization: `Bearer ${String(ticket.json.token)}` };
+    const info = `/api/user/info/v1/${domain}/owner`;
+    assert.equal((await http(t, 'GET', info, bearer)).status, 200);
+
+    const forced = await admin(t, sys, 'DELETE', `/api/admin/organizations/${domain}?force=true`);
+    assert.equal(forced.status, 200, forced.body);
+    assert.deepEqual(forced.json.removed, {
+      users: 1,
+      devices: 1,
+      userGroups: 0,
+      acdGroups: 0,
+      numbers: 0,
+      tickets: 1,
+    });
+    assert.equal((await http(t, 'GET', info, bearer)).status, 401, 'the ticket no longer works');
+    const devices = await ctx.handle.db
+      .selectFrom('devices')
+      .select('id')
+      .where('sip_username', '=', sipUser)
+      .execute();
+    assert.equal(devices.length, 0, 'the SIP account is gone');
+    const tickets = await ctx.handle.db
+      .selectFrom('tickets')
+      .select('id')
+      .where('id', '=', ticket.json.id as number)
+      .execute();
+    assert.equal(tickets.length, 0, 'the ticket row is gone');
+  });
+
   test('users: create, 409 naming the id, get, update, groups, password, method override, list, delete', async () => {
     const domain = await newOrg();
     const group = await admin(t, sys, 'POST', `/api/admin/usergroups/${domain}`, { name: 'Sales' });
