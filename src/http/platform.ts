@@ -293,9 +293,13 @@ export async function sendError(
     status = fe.statusCode;
     message = fe.message ?? 'bad request';
   }
-  if (status >= 500) {
+  if (status >= 500 && !(error instanceof AppError)) {
+    // Unexpected: the stack goes to the log, never to the client.
     request.log.error({ err: error, logToken: request.id }, `request failed with ${status}`);
-    if (!(error instanceof AppError)) message = `internal error; report log token ${request.id}`;
+    message = `internal error; report log token ${request.id}`;
+  } else if (status >= 500) {
+    // A deliberate answer (501 not built yet, 503 ...): no stack to chase.
+    request.log.warn({ logToken: request.id, status, problem: message }, `request answered ${status}`);
   } else {
     request.log.info({ logToken: request.id, status, problem: message }, `request refused with ${status}`);
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { DatabaseHandle } from '../../db/database.js';
 import { recordChange } from '../../db/changes.js';
 import { NotFoundError, ValidationError } from '../../errors.js';
-import { hashPassword, verifyPassword } from '../../security/passwords.js';
+import { hashPassword, verifyLoginPassword } from '../../security/passwords.js';
 import { WebSessionRepository } from '../sessions/repository.js';
 import type { Actor } from '../common/actor.js';
 import { AdminRepository, type SystemAdmin } from './repository.js';
@@ -121,14 +121,8 @@ export async function verifyAdminLogin(
 ): Promise<SystemAdmin | undefined> {
   const repo = new AdminRepository(database.db);
   const hash = await repo.getPasswordHash(username);
-  // Verify against a dummy hash when the name is unknown, so timing tells nothing.
-  const ok = await verifyPassword(password, hash ?? (await dummyHash()));
+  // An unknown name is checked against a throwaway hash, so timing tells nothing.
+  const ok = await verifyLoginPassword(password, hash);
   if (!ok || !hash) return undefined;
   return repo.getByUsername(username);
-}
-
-let dummy: Promise<string> | undefined;
-function dummyHash(): Promise<string> {
-  dummy ??= hashPassword(randomBytes(16).toString('hex'));
-  return dummy;
 }
