@@ -290,6 +290,12 @@ export class B2bua implements CallCommands {
     this.terminate(call, 'cancelled', 'a');
   }
 
+  /**
+   * Who is calling: over UDP (whose source can be forged) every out-of-dialog INVITE carries digest
+   * credentials (407 challenge first; a nonce may be reused with a growing nc). Over TCP, an INVITE
+   * on the very connection over which that device's REGISTER was digest-authenticated is trusted.
+   * The From user must be the credentials' device (403 otherwise).
+   */
   private async authenticateCaller(
     req: SipRequest,
     tx: ServerTransaction,
@@ -297,9 +303,11 @@ export class B2bua implements CallCommands {
     org: Organization,
     fromUser: string,
   ): Promise<{ deviceId: number; userId: number } | undefined> {
-    const binding = this.o.store.fromSource(source);
-    const aor = `sip:${fromUser}@${org.domain}`;
-    if (binding && binding.aor === aor) return { deviceId: binding.deviceId, userId: binding.userId };
+    if (source.transport === 'tcp' && source.connectionId !== undefined) {
+      const trusted = this.o.store.trustedConnection(source.connectionId);
+      if (trusted && trusted.organizationId === org.id && trusted.aor === `sip:${fromUser}@${org.domain}`)
+        return { deviceId: trusted.deviceId, userId: trusted.userId };
+    }
     const outcome = await this.o.auth.authenticate(req, org, true, source);
     if (!outcome.ok) {
       this.o.ua.reply(tx, outcome.status, {

@@ -114,25 +114,29 @@ export class BruteForceGuard {
 // ---------------------------------------------------------------------------------------------
 // Bindings in memory (routing reads these; the database is the durable copy).
 
+/**
+ * A TCP connection over which a device's REGISTER was digest-authenticated: INVITEs from that
+ * device on the same connection need no new challenge (UDP sources can be spoofed; a connection
+ * cannot be hijacked without its handshake).
+ */
+export interface TrustedConnection {
+  organizationId: number;
+  deviceId: number;
+  userId: number;
+  aor: string;
+  /** Until when (the device's latest binding over it). */
+  expiresAt: number;
+}
+
 export class BindingStore {
   private readonly byDevice = new Map<number, SipBinding[]>();
-  private readonly bySource = new Map<string, SipBinding>();
+  private readonly connections = new Map<number, TrustedConnection>();
 
   constructor(private readonly now: () => number) {}
 
-  private static sourceKey(transport: string, address: string, port: number): string {
-    return `${transport}|${address.toLowerCase()}|${port}`;
-  }
-
   set(deviceId: number, bindings: SipBinding[]): void {
-    for (const b of this.byDevice.get(deviceId) ?? []) {
-      const k = BindingStore.sourceKey(b.sourceTransport, b.sourceAddress, b.sourcePort);
-      if (this.bySource.get(k)?.id === b.id) this.bySource.delete(k);
-    }
     if (bindings.length === 0) this.byDevice.delete(deviceId);
     else this.byDevice.set(deviceId, bindings);
-    for (const b of bindings)
-      this.bySource.set(BindingStore.sourceKey(b.sourceTransport, b.sourceAddress, b.sourcePort), b);
   }
 
   ofDevice(deviceId: number): SipBinding[] {
@@ -149,10 +153,41 @@ export class BindingStore {
     return out;
   }
 
-  /** The live binding registered from this transport address, if any. */
-  fromSource(source: Endpoint): SipBinding | undefined {
-    const b = this.bySource.get(BindingStore.sourceKey(source.transport, source.address, source.port));
-    return b && b.expiresAt > this.now() ? b : undefined;
+  /**
+   * Records that `device` registered with digest over TCP connection `connectionId`, with
+   * `bindings` (of this connection) as the result; none left ends the trust.
+   */
+  trustConnection(
+    connectionId: number,
+    device: { id: number; userId: number; organizationId: number },
+    aor: string,
+    bindings: SipBinding[],
+  ): void {
+    const expiresAt = Math.max(0, ...bindings.map((b) => b.expiresAt));
+    if (expiresAt <= this.now()) {
+      this.connections.delete(connectionId);
+      return;
+    }
+    this.connections.set(connectionId, {
+      organizationId: device.organizationId,
+      deviceId: device.id,
+      userId: device.userId,
+      aor,
+      expiresAt,
+    });
+    if (this.connections.size > 10_000) this.pruneConnections();
+  }
+
+  /** The device trusted on this TCP connection, while its registration lasts. */
+  trustedConnection(connectionId: number): TrustedConnection | undefined {
+    const t = this.connections.get(connectionId);
+    return t && t.expiresAt > this.now() ? t : undefined;
+  }
+
+  /** Forgets trust that expired (connection ids are never reused, so nothing else is stale). */
+  pruneConnections(): void {
+    const now = this.now();
+    for (const [id, t] of this.connections) if (t.expiresAt <= now) this.connections.delete(id);
   }
 
   get size(): number {
@@ -163,7 +198,7 @@ export class BindingStore {
 
   clear(): void {
     this.byDevice.clear();
-    this.bySource.clear();
+    this.connections.clear();
   }
 }
 
@@ -369,6 +404,7 @@ export class Registrar {
       }
       return removed;
     });
+    this.options.store.pruneConnections();
     // The memory copy follows the database (read again: a REGISTER may have come in meanwhile).
     for (const deviceId of new Set(expired.map((b) => b.deviceId)))
       await this.serial(deviceId, async () =>
@@ -549,6 +585,18 @@ export class Registrar {
       }
       const { after, added, removed } = outcome;
       this.options.store.set(device.id, after);
+      if (source.transport === 'tcp' && source.connectionId !== undefined)
+        this.options.store.trustConnection(
+          source.connectionId,
+          device,
+          aor,
+          after.filter(
+            (b) =>
+              b.sourceTransport === 'tcp' &&
+              b.sourcePort === source.port &&
+              b.sourceAddress === source.address,
+          ),
+        );
       const headers: SipHeader[] = after.map((b) => ({
         name: 'Contact',
         value: `<${b.contact}>;expires=${Math.max(0, Math.round((b.expiresAt - now) / 1000))}`,
