@@ -7,9 +7,9 @@ import { setExternalApiGrants } from '../areas/externalapi/service.js';
 import type { Organization } from '../areas/organizations/repository.js';
 import { UserGroupRepository, type UserGroup } from '../areas/usergroups/repository.js';
 import { UserRepository, type User } from '../areas/users/repository.js';
-import { createUser, requireUser } from '../areas/users/service.js';
+import { createUser, requireUser, updateUser } from '../areas/users/service.js';
+import { createUserGroup, setGroupMembers } from '../areas/usergroups/service.js';
 import { ROLES } from '../areas/users/schemas.js';
-import { createUserGroup, setGroupMembers, setUserGroups, setUserRole } from './actions.js';
 import { checked, html, seg, selected, type Html } from './html.js';
 import { apiCheckboxes, apiPills, csrfField, page, type Flash, type Shell } from './layout.js';
 import type { Who } from './session.js';
@@ -337,13 +337,9 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
     return attempt(
       reply,
       async () => {
-        await setUserRole(
-          deps.database,
-          actorOf(request.principal),
-          org,
-          user,
-          field(formBody(request), 'role'),
-        );
+        await updateUser(deps.database, actorOf(request.principal), org, user.userId, {
+          role: field(formBody(request), 'role'),
+        });
         redirect(reply, `${mount.link(org)}/users/${seg(user.userId)}?done=role-saved`);
       },
       (flash) => userPage(request, flash),
@@ -357,7 +353,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
     return attempt(
       reply,
       async () => {
-        await setUserGroups(deps.database, actorOf(request.principal), org, user, ids);
+        await updateUser(deps.database, actorOf(request.principal), org, user.userId, { groups: ids });
         redirect(reply, `${mount.link(org)}/users/${seg(user.userId)}?done=groups-saved`);
       },
       (flash) => userPage(request, flash),
@@ -458,7 +454,9 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
     return attempt(
       reply,
       async () => {
-        const group = await createUserGroup(deps.database, actorOf(request.principal), org, name);
+        const group = await createUserGroup(deps.database, actorOf(request.principal), org, {
+          name: name.trim(),
+        });
         redirect(reply, `${mount.link(org)}/groups/${group.id}?done=group-created`);
       },
       (flash) => groupsPage(request, flash, name),
@@ -502,7 +500,7 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
                           html`<label
                             ><input
                               type="checkbox"
-                              name="member.${u.id}"
+                              name="member.${u.userId}"
                               value="on"
                               ${checked(members.includes(u.id))}
                             />
@@ -533,11 +531,11 @@ export function orgAdminRoutes(app: FastifyInstance, deps: WebDeps, mount: OrgAd
   postForm(app, `${route}/groups/:group/members`, who, async (request, reply) => {
     const org = await mount.organization(request);
     const group = await groupOf(request, org);
-    const ids = ticked(formBody(request), 'member').map(Number).filter(Number.isInteger);
+    const members = ticked(formBody(request), 'member');
     return attempt(
       reply,
       async () => {
-        await setGroupMembers(deps.database, actorOf(request.principal), org, group.id, ids);
+        await setGroupMembers(deps.database, actorOf(request.principal), org, group.id, { members });
         redirect(reply, `${mount.link(org)}/groups/${group.id}?done=members-saved`);
       },
       (flash) => groupPage(request, flash),

@@ -180,7 +180,7 @@ forEachDialect('user portal', (ctx) => {
     const groupUrl = group.location!.split('?')[0]!;
     assert.match(groupUrl, /^\/portal\/admin\/groups\/\d+$/);
     await boss.open(groupUrl);
-    const members = await boss.post(`${groupUrl}/members`, { [`member.${dana.id}`]: 'on' });
+    const members = await boss.post(`${groupUrl}/members`, { [`member.${dana.userId}`]: 'on' });
     assert.equal(members.status, 303);
     const page = await boss.open('/portal/admin/users/dana');
     assert.match(page.body, /name="group\.\d+"\s+value="on"\s+checked/);
