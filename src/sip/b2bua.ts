@@ -758,6 +758,8 @@ export class B2bua implements CallCommands {
       final: number;
       cancelWanted: boolean;
       cancelSent: boolean;
+      /** The leg this branch's 2xx made, when it won. */
+      leg?: Leg;
     }
     const branches: Branch[] = [];
     let done = false;
@@ -811,7 +813,13 @@ export class B2bua implements CallCommands {
             if (!done) opts.onProvisional?.(res);
           },
           onExtra2xx: (res) => {
-            if (tagOf(getTo(res)) !== undefined) ackAndBye(invite, res, target.dest);
+            const tag = tagOf(getTo(res));
+            if (tag === undefined) return;
+            // The winning answer again (its ACK waits for the other side's SDP, RFC 3725 flow I,
+            // or the retransmission crossed our ACK): absorbed; re-ACKed once the ACK is sent.
+            if (branch.leg?.dialog?.remoteTag === tag) return;
+            // Another fork of this INVITE answered too: that dialog is not wanted.
+            ackAndBye(invite, res, target.dest);
           },
         }),
       };
@@ -845,6 +853,7 @@ export class B2bua implements CallCommands {
               );
             };
           }
+          branch.leg = leg;
           finish({ ok: true, leg, response: res, binding: target });
           return;
         }
