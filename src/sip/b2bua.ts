@@ -234,6 +234,8 @@ export class B2bua implements CallCommands {
   private readonly calls = new Map<string, Call>();
   private readonly dialogs = new Map<string, { call: Call; leg: Leg }>();
   private readonly byInviteTx = new Map<string, Call>();
+  /** INVITEs cancelled before their call existed (while authenticated or routed): never rung. */
+  private readonly cancelledEarly = new WeakSet<ServerTransaction>();
   private readonly deviceKinds = new Map<number, { kind: DeviceKind; deviceId: string }>();
   private readonly noAnswerMs: number;
 
@@ -282,7 +284,16 @@ export class B2bua implements CallCommands {
     }
     this.o.ua.reply(tx, 200);
     const call = this.byInviteTx.get(inviteTx.key);
-    if (!call || call.state !== 'EARLY') return;
+    if (!call) {
+      // Still being authenticated or routed: it ends here, and the INVITE's handler sees the mark
+      // after its next await and rings nobody.
+      if (inviteTx.state === 'proceeding' && !this.cancelledEarly.has(inviteTx)) {
+        this.cancelledEarly.add(inviteTx);
+        this.o.ua.reply(inviteTx, 487);
+      }
+      return;
+    }
+    if (call.state !== 'EARLY') return;
     const a = call.legs.a;
     if (a?.inviteTx) this.o.ua.reply(a.inviteTx, 487);
     if (a) a.inviteTx = undefined;
@@ -309,6 +320,7 @@ export class B2bua implements CallCommands {
         return { deviceId: trusted.deviceId, userId: trusted.userId };
     }
     const outcome = await this.o.auth.authenticate(req, org, true, source);
+    if (this.cancelledEarly.has(tx)) return undefined;
     if (!outcome.ok) {
       this.o.ua.reply(tx, outcome.status, {
         ...(outcome.reason ? { reason: outcome.reason } : {}),
@@ -338,17 +350,22 @@ export class B2bua implements CallCommands {
       await this.inboundFromTrunk(req, tx, source, from.uri.user);
       return;
     }
+    // A CANCEL may come during any await below: after each, a cancelled INVITE stops here.
+    const cancelled = (): boolean => this.cancelledEarly.has(tx);
     const org = await this.o.organizations.byDomain(from.uri.host);
+    if (cancelled()) return;
     if (!org) {
       ua.reply(tx, 403, { reason: 'Unknown Domain' });
       return;
     }
     const caller = await this.authenticateCaller(req, tx, source, org, from.uri.user);
-    if (!caller) return;
+    if (!caller || cancelled()) return;
     ua.reply(tx, 100);
     const callerUser = await this.o.router.userById(org, caller.userId);
+    if (cancelled()) return;
     const dialled = req.uri.user ?? '';
     const destination = await this.o.router.resolve(org, dialled);
+    if (cancelled()) return;
 
     const call = new Call(randomUUID(), org);
     const a = new Leg('uas', caller.deviceId, caller.userId);
@@ -360,6 +377,8 @@ export class B2bua implements CallCommands {
     this.calls.set(call.id, call);
     this.byInviteTx.set(tx.key, call);
     const kind = await this.deviceInfo(caller.deviceId);
+    // Indexed now, so a CANCEL ended the call itself (no party to report: it never rang).
+    if (ended(call)) return;
     const callerParty = this.addParty(call, {
       side: 'a',
       direction: 'OUTGOING',
