@@ -38,7 +38,7 @@ import {
 } from './message.js';
 import type { BindingStore, DeviceAuthenticator, OrganizationCache } from './registrar.js';
 import { numberOf, type Router, type TrunkConfig } from './routing.js';
-import { SdpVersioner, withDirection } from './sdp.js';
+import { directionOf, SdpVersioner, withDirection } from './sdp.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Endpoint, SipLogger } from './transport.js';
 import type { PendingRequest, UserAgentCore } from './ua.js';
@@ -52,7 +52,8 @@ export type CallDirection = 'INCOMING' | 'OUTGOING';
 /**
  * Why a party's leg ended: `local_hangup` (this party hung up), `remote_hangup` (the other one
  * did), `cancelled`, `busy`, `no_answer`, `declined`, `unavailable`, `not_found`, `failed`,
- * `transferred`, `hangup_command`, `shutdown`.
+ * `transferred` (this party transferred the call away), `transfer_failed` (the target of a blind
+ * transfer did not answer: the far party's call ends), `hangup_command`, `shutdown`.
  */
 export type TerminationReason =
   | 'local_hangup'
@@ -65,8 +66,23 @@ export type TerminationReason =
   | 'not_found'
   | 'failed'
   | 'transferred'
+  | 'transfer_failed'
   | 'hangup_command'
   | 'shutdown';
+
+/**
+ * Events of the call model, per user leg: the state changes (`call.early`, `call.confirmed`,
+ * `call.terminated`) and what happens on an established call (`call.held`, `call.resumed`,
+ * `call.moved`, `call.transferred`).
+ */
+export type CallEventType =
+  | 'call.early'
+  | 'call.confirmed'
+  | 'call.terminated'
+  | 'call.held'
+  | 'call.resumed'
+  | 'call.moved'
+  | 'call.transferred';
 
 /** What the call control API sees of one user's leg of a call. */
 export interface CallView {
@@ -126,7 +142,11 @@ export interface CallCommands {
   sendDtmf(callId: string, digits: string): Promise<void>;
   /** Moves the user's side of a confirmed call to another of the user's devices. */
   move(callId: string, deviceId: string): Promise<void>;
-  /** Connects the far party to `destination`; the user's leg ends (`transferred`). */
+  /**
+   * Blind transfer: the user's leg is released at once (BYE, `transferred`); `destination` is rung
+   * and, when it answers, connected to the far party (re-INVITE with its SDP). If it does not, the
+   * far party's call ends (`transfer_failed`). Resolves once the user's leg is released.
+   */
   blindTransfer(callId: string, destination: string): Promise<void>;
   list(user: CallUser): CallView[];
   get(callId: string): CallView | undefined;
@@ -703,9 +723,17 @@ export class B2bua implements CallCommands {
   /** Marks the parties held when the far side's offer holds them (hold from the phone). */
   private trackHold(call: Call, offeringSide: Side, body: Buffer): void {
     if (body.length === 0) return;
-    const text = body.toString('utf8');
-    const held = /a=(sendonly|inactive)/.test(text);
-    for (const p of call.parties) if (p.side === offeringSide && p.state !== 'TERMINATED') p.held = held;
+    const direction = directionOf(body);
+    const held = direction === 'sendonly' || direction === 'inactive';
+    for (const p of call.parties)
+      if (p.side === offeringSide && p.state !== 'TERMINATED') this.setHeld(call, p, held, 'device');
+  }
+
+  /** Records a party's hold state; a change is a `call.held` / `call.resumed` event. */
+  private setHeld(call: Call, party: Party, held: boolean, initiator: 'command' | 'device'): void {
+    if (party.held === held) return;
+    party.held = held;
+    this.emit(call, party, held ? 'call.held' : 'call.resumed', { initiator });
   }
 
   /** A re-INVITE on `leg` with `body` as the offer; ACKs a 2xx; records the answer. */
@@ -1041,7 +1069,8 @@ export class B2bua implements CallCommands {
     this.terminate(call, cause, by);
   }
 
-  private emit(call: Call, party: Party, type: 'call.early' | 'call.confirmed' | 'call.terminated'): void {
+  private emit(call: Call, party: Party, type: CallEventType, extra: Record<string, unknown> = {}): void {
+    const at = this.now();
     const data = {
       call_id: call.id,
       branch_id: party.branchId,
@@ -1051,9 +1080,11 @@ export class B2bua implements CallCommands {
       device_type: party.deviceType,
       remote_number: party.remoteNumber,
       termination_reason: party.reason,
-      timestamps: { started: party.startedAt, answered: party.answeredAt, ended: party.endedAt },
+      held: party.held,
+      device_id: party.deviceId,
+      timestamps: { started: party.startedAt, answered: party.answeredAt, ended: party.endedAt, event: at },
+      ...extra,
     };
-    const at = this.now();
     const orgId = call.org.id;
     this.o.writer.push((trx) =>
       recordChange(
@@ -1347,7 +1378,7 @@ export class B2bua implements CallCommands {
       const back = await this.reinvite(call, local, far.remoteSdp, far.remoteContentType);
       if (back.status >= 300)
         throw new CallCommandError('failed', `device answered ${back.status} ${back.reason}`, back.status);
-      party.held = hold;
+      this.setHeld(call, party, hold, 'command');
     });
   }
 
@@ -1437,60 +1468,175 @@ export class B2bua implements CallCommands {
           },
         },
       );
+      const previous = party.deviceId;
       party.deviceType = device.kind;
       party.deviceId = device.deviceId;
+      this.emit(call, party, 'call.moved', { previous_device_id: previous });
     });
   }
 
+  /** Where a destination rings: its targets, the To URI, the user when it is one. */
+  private targetsOf(
+    org: Organization,
+    destination: Awaited<ReturnType<Router['resolve']>>,
+    destinationText: string,
+  ): { targets: RingTarget[]; toUri: Uri; user: RoutableUser | null } {
+    if (destination.kind === 'user') {
+      const user = destination.user;
+      return {
+        targets: this.targetsOfUser(org.id, user.id),
+        toUri: parseUri(`sip:${encodeURIComponent(user.userId)}@${org.domain}`),
+        user,
+      };
+    }
+    if (destination.kind === 'group') {
+      const targets: RingTarget[] = [];
+      for (const agent of destination.agents) targets.push(...this.targetsOfUser(org.id, agent.id));
+      return {
+        targets,
+        toUri: parseUri(`sip:${encodeURIComponent(destination.number)}@${org.domain}`),
+        user: null,
+      };
+    }
+    if (destination.kind === 'trunk') {
+      const toUri = parseUri(
+        `sip:${encodeURIComponent(destination.number)}@${destination.trunk.domain ?? destination.trunk.endpoint.address}`,
+      );
+      return {
+        targets: [{ dest: destination.trunk.endpoint, uri: toUri, deviceId: null, userId: null }],
+        toUri,
+        user: null,
+      };
+    }
+    if (destination.kind === 'unavailable') throw new CallCommandError('failed', destination.reason, 480);
+    throw new CallCommandError('not_found', `cannot route ${destinationText}`);
+  }
+
   async blindTransfer(callId: string, destinationText: string): Promise<void> {
-    await this.exclusive(callId, async (call, party) => {
-      const org = call.org;
-      const destination = await this.o.router.resolve(org, destinationText);
-      let targets: RingTarget[] = [];
-      let user: RoutableUser | null = null;
-      let toUri: Uri;
-      if (destination.kind === 'user') {
-        user = destination.user;
-        toUri = parseUri(`sip:${encodeURIComponent(user.userId)}@${org.domain}`);
-        targets = this.targetsOfUser(org.id, user.id);
-      } else if (destination.kind === 'group') {
-        toUri = parseUri(`sip:${encodeURIComponent(destination.number)}@${org.domain}`);
-        for (const agent of destination.agents) targets.push(...this.targetsOfUser(org.id, agent.id));
-      } else if (destination.kind === 'trunk') {
-        toUri = parseUri(
-          `sip:${encodeURIComponent(destination.number)}@${destination.trunk.domain ?? destination.trunk.endpoint.address}`,
-        );
-        targets = [{ dest: destination.trunk.endpoint, uri: toUri, deviceId: null, userId: null }];
-      } else {
-        throw new CallCommandError('not_found', `cannot route ${destinationText}`);
-      }
-      if (targets.length === 0)
-        throw new CallCommandError('failed', `${destinationText} is not reachable`, 480);
-      const farParty = call.parties.find((p) => p.side !== party.side && p.state !== 'TERMINATED');
-      const fresh = await this.replaceLocal(call, party, targets, {
-        from: {
-          uri: parseUri(`sip:${encodeURIComponent(party.remoteNumber ?? 'anonymous')}@${org.domain}`),
-          params: new Map(),
-        },
-        to: { uri: toUri, params: new Map() },
+    const { call, party } = this.find(callId);
+    const check = (): void => {
+      if (call.state !== 'CONFIRMED' || party.state === 'TERMINATED')
+        throw new CallCommandError('invalid_state', 'the call is not established');
+      if (call.busy || call.legs.a?.busy || call.legs.b?.busy)
+        throw new CallCommandError('busy', 'another operation is in progress on this call');
+    };
+    check();
+    const org = call.org;
+    const { targets, toUri, user } = this.targetsOf(
+      org,
+      await this.o.router.resolve(org, destinationText),
+      destinationText,
+    );
+    check();
+    if (targets.length === 0)
+      throw new CallCommandError('failed', `${destinationText} is not reachable`, 480);
+    const { local, far } = this.legsOf(call, party);
+    const side = party.side;
+    const farParty = call.parties.find((p) => p.side !== side && p.state !== 'TERMINATED');
+    // 1. The user's leg goes at once: the transfer is blind.
+    delete call.legs[side];
+    this.byeLeg(local);
+    this.emit(call, party, 'call.transferred', { transfer_target: destinationText });
+    this.endParty(call, party, 'transferred');
+    // 2. The target is rung (without an offer: its answer's offer goes to the far party).
+    call.busy = true;
+    void this.completeTransfer(call, side, far, {
+      targets,
+      toUri,
+      user,
+      destinationText,
+      farNumber: farParty?.localNumber ?? party.remoteNumber,
+    })
+      .catch((err: unknown) => {
+        this.o.logger.error({ err, callId: call.id }, 'SIP: blind transfer failed');
+        this.hangupAll(call, 'transfer_failed');
+      })
+      .finally(() => {
+        call.busy = false;
       });
-      this.endParty(call, party, 'transferred');
-      const info = await this.deviceInfo(fresh.deviceId);
+  }
+
+  private async completeTransfer(
+    call: Call,
+    side: Side,
+    far: Leg,
+    o: {
+      targets: RingTarget[];
+      toUri: Uri;
+      user: RoutableUser | null;
+      destinationText: string;
+      farNumber: string | null;
+    },
+  ): Promise<void> {
+    const org = call.org;
+    let target: Party | undefined;
+    if (o.user) {
+      target = this.addParty(call, {
+        side,
+        direction: 'INCOMING',
+        user: o.user,
+        localNumber: numberOf(o.user),
+        remoteNumber: o.farNumber,
+        device: undefined,
+      });
+      this.emit(call, target, 'call.early');
+    }
+    const ringing = this.ring(call, o.targets, {
+      offer: undefined,
+      from: {
+        uri: parseUri(`sip:${encodeURIComponent(o.farNumber ?? 'anonymous')}@${org.domain}`),
+        params: new Map(),
+      },
+      to: { uri: o.toUri, params: new Map() },
+      // The target's 2xx waits for its ACK until the far party answered the re-INVITE.
+      timeoutMs: Math.min(this.noAnswerMs, 28_000),
+    });
+    call.ringing = ringing;
+    const r = await ringing.result;
+    call.ringing = undefined;
+    if (ended(call)) {
+      if (r.ok) this.byeLeg(r.leg);
+      return;
+    }
+    const fail = (cause: TerminationReason): void => {
+      if (target) this.endParty(call, target, cause);
+      this.hangupAll(call, 'transfer_failed');
+    };
+    if (!r.ok) {
+      fail(r.cause === 'cancelled' ? 'failed' : r.cause);
+      return;
+    }
+    const fresh = r.leg;
+    const res = await this.reinvite(call, far, fresh.remoteSdp, fresh.remoteContentType);
+    if (ended(call) || res.status >= 300) {
+      this.byeLeg(fresh);
+      if (!ended(call)) fail('failed');
+      return;
+    }
+    fresh.pendingAck?.(far.remoteSdp);
+    call.legs[side] = fresh;
+    this.register(call, fresh);
+    const info = await this.deviceInfo(fresh.deviceId);
+    if (!target) {
       const answeredBy =
-        user ?? (fresh.userId !== null ? ((await this.o.router.userById(org, fresh.userId)) ?? null) : null);
-      const np = this.addParty(call, {
-        side: party.side,
+        fresh.userId !== null ? ((await this.o.router.userById(org, fresh.userId)) ?? null) : null;
+      target = this.addParty(call, {
+        side,
         direction: 'INCOMING',
         user: answeredBy,
-        localNumber: answeredBy ? numberOf(answeredBy) : destinationText,
-        remoteNumber: farParty?.localNumber ?? party.remoteNumber,
+        localNumber: answeredBy ? numberOf(answeredBy) : o.destinationText,
+        remoteNumber: o.farNumber,
         device: info,
       });
-      this.emit(call, np, 'call.early');
-      np.state = 'CONFIRMED';
-      np.answeredAt = this.now();
-      this.emit(call, np, 'call.confirmed');
-    });
+      this.emit(call, target, 'call.early');
+    } else if (info) {
+      target.deviceType = info.kind;
+      target.deviceId = info.deviceId;
+    }
+    if (ended(call)) return;
+    target.state = 'CONFIRMED';
+    target.answeredAt = this.now();
+    this.emit(call, target, 'call.confirmed');
   }
 
   /** Ends every call (BYE / 487) for shutdown. */

@@ -296,7 +296,13 @@ describe('B2BUA with sipp phones', { skip: hasSipp ? false : 'sipp is not instal
     const calls = t.server.calls;
     const alice = { organizationId: t.seeded.org.id, id: t.seeded.users.alice!.id };
     const aliceDesk = await phone('serve.xml', { server: srv(), port: ports.alice!, account: acc('alice') });
-    const bob = await phone('serve.xml', { server: srv(), port: ports.bob!, account: acc('bob') });
+    // bob checks what each command sends him: a=sendonly, a=sendrecv, the INFOs, the new SDPs.
+    const bob = await phone('far-commands.xml', {
+      server: srv(),
+      port: ports.bob!,
+      account: acc('bob'),
+      fill: { MOVED_TO: 'alice2', TRANSFERRED_TO: 'carol' },
+    });
     const view = await calls.originate(alice, t.accounts.alice!.deviceId, 'bob');
     assert.equal(view.state, 'EARLY');
     await until(t, view.callId, (v) => v?.state === 'CONFIRMED');
@@ -307,24 +313,47 @@ describe('B2BUA with sipp phones', { skip: hasSipp ? false : 'sipp is not instal
     assert.equal(calls.get(view.callId)?.held, false);
     await calls.sendDtmf(view.callId, '12#');
     // Move alice's side to her second device; the first one gets BYE.
-    const second = await phone('serve.xml', { server: srv(), port: ports.alice2!, account: alice2 });
+    const second = await phone('serve.xml', {
+      server: srv(),
+      port: ports.alice2!,
+      account: alice2,
+      fill: { SESSION: 'alice2' },
+    });
     await calls.move(view.callId, alice2.deviceId);
     ok(await aliceDesk.done);
     assert.equal(calls.get(view.callId)?.deviceId, alice2.deviceId);
-    // Blind transfer: bob ends up talking to carol; alice's leg ends as transferred.
-    const carol = await phone('serve.xml', { server: srv(), port: ports.carol!, account: acc('carol') });
+    // Blind transfer: alice's leg ends at once; bob ends up talking to carol.
+    const carol = await phone('serve.xml', {
+      server: srv(),
+      port: ports.carol!,
+      account: acc('carol'),
+      fill: { SESSION: 'carol' },
+    });
     await calls.blindTransfer(view.callId, 'carol');
+    assert.equal(calls.list(alice).length, 0);
     ok(await second.done);
     const carolUser = { organizationId: t.seeded.org.id, id: t.seeded.users.carol!.id };
+    await until(t, view.callId, () => calls.list(carolUser)[0]?.state === 'CONFIRMED');
     assert.deepEqual(
       calls.list(carolUser).map((v) => [v.callId, v.state, v.remoteNumber]),
       [[view.callId, 'CONFIRMED', 'bob']],
     );
-    assert.equal(calls.list(alice).length, 0);
     await calls.hangup(view.callId);
     ok(await bob.done);
     ok(await carol.done);
     const events = (await callEvents(t)).filter((e) => e.data.call_id === view.callId);
+    assert.deepEqual(
+      events.filter((e) => e.data.local_user_id === 'alice').map((e) => e.type),
+      [
+        'call.early',
+        'call.confirmed',
+        'call.held',
+        'call.resumed',
+        'call.moved',
+        'call.transferred',
+        'call.terminated',
+      ],
+    );
     const ended = events
       .filter((e) => e.type === 'call.terminated')
       .map((e) => [e.data.local_user_id, e.data.termination_reason]);

@@ -11,6 +11,7 @@ import {
   hasSipp,
   phone,
   registerFrom,
+  runSipp,
   telephony,
   waitFor,
   type Account,
@@ -53,25 +54,117 @@ describe('call commands with sipp phones', { skip: hasSipp ? false : 'sipp is no
       ['bob', 'hangup_command'],
     ]);
   });
+
+  test('blind transfer: the user leg is released at once; the target, answering 1.5 s later, is connected to the far party', async () => {
+    const device = await phone('serve.xml', at('alice'));
+    // bob must get a re-INVITE with carol's SDP (session name "carol").
+    const bob = await phone('serve.xml', { ...at('bob'), fill: { REINVITE_EXPECT: 's=carol' } });
+    const view = await t.server.calls.originate(user('alice'), t.accounts.alice!.deviceId, 'bob');
+    await waitFor('the call to be answered', () => t.server.calls.get(view.callId)?.state === 'CONFIRMED');
+    const carol = await phone('serve.xml', {
+      ...at('carol'),
+      fill: { ANSWER_DELAY: '1500', SESSION: 'carol' },
+    });
+    await t.server.calls.blindTransfer(view.callId, 'carol');
+    ok(await device.done); // alice's device got its BYE ...
+    assert.equal(t.server.calls.list(user('carol'))[0]?.state, 'EARLY'); // ... while carol still rings
+    assert.deepEqual(t.server.calls.list(user('alice')), []);
+    await waitFor('carol to answer', () => t.server.calls.list(user('carol'))[0]?.state === 'CONFIRMED');
+    await t.server.calls.hangup(view.callId);
+    ok(await bob.done);
+    ok(await carol.done);
+    assert.deepEqual(await endReasons(t, view.callId), [
+      ['alice', 'transferred'],
+      ['bob', 'hangup_command'],
+      ['carol', 'hangup_command'],
+    ]);
+    const transferred = (await eventsOf(t, view.callId)).find((e) => e.type === 'call.transferred');
+    assert.equal(transferred?.data.local_user_id, 'alice');
+    assert.equal(transferred?.data.transfer_target, 'carol');
+  });
+
+  test('blind transfer to a target that is busy: the far party is hung up with transfer_failed', async () => {
+    const device = await phone('serve.xml', at('alice'));
+    const bob = await phone('serve.xml', at('bob'));
+    const view = await t.server.calls.originate(user('alice'), t.accounts.alice!.deviceId, 'bob');
+    await waitFor('the call to be answered', () => t.server.calls.get(view.callId)?.state === 'CONFIRMED');
+    const carol = await phone('uas-reject.xml', { ...at('carol'), fill: { STATUS: '486' } });
+    await t.server.calls.blindTransfer(view.callId, 'carol');
+    ok(await device.done);
+    ok(await carol.done);
+    ok(await bob.done); // the BYE of the failed transfer
+    assert.equal(t.server.calls.get(view.callId), undefined);
+    assert.deepEqual(await endReasons(t, view.callId), [
+      ['alice', 'transferred'],
+      ['carol', 'busy'],
+      ['bob', 'transfer_failed'],
+    ]);
+  });
+
+  test('hold and resume from the phone (re-INVITE a=sendonly, a=sendrecv): call.held and call.resumed', async () => {
+    const bob = await phone('serve.xml', at('bob'));
+    ok(
+      await runSipp('call-hold.xml', {
+        server: t.server.port,
+        port: ports.alice!,
+        account: acc('alice'),
+        service: 'bob',
+      }),
+    );
+    ok(await bob.done);
+    const events = await eventsOf(t);
+    const last = events.filter((e) => e.data.call_id === events[events.length - 1]!.data.call_id);
+    assert.deepEqual(
+      last
+        .filter((e) => e.type === 'call.held' || e.type === 'call.resumed')
+        .map((e) => [e.type, e.data.local_user_id, e.data.initiator, e.data.held]),
+      [
+        ['call.held', 'alice', 'device', true],
+        ['call.resumed', 'alice', 'device', false],
+      ],
+    );
+    assert.ok(last.every((e) => typeof e.data.timestamps.event === 'number'));
+  });
 });
 
-/** [user, termination reason] of each call.terminated event of a call, in order. */
-async function endReasons(t: Telephony, callId: string): Promise<[string | null, string | null][]> {
+interface CallEventRow {
+  type: string;
+  data: {
+    call_id: string;
+    local_user_id: string | null;
+    termination_reason: string | null;
+    initiator?: string;
+    held?: boolean;
+    transfer_target?: string;
+    timestamps: { event?: number };
+  };
+}
+
+/** The call events in the database (of one call if given), in order. */
+async function eventsOf(t: Telephony, callId?: string): Promise<CallEventRow[]> {
   await t.server.flush();
   const rows = await t.tdb.handle.db
     .selectFrom('events')
     .select(['type', 'data'])
-    .where('type', '=', 'call.terminated')
+    .where('type', 'like', 'call.%')
     .orderBy('seq')
     .execute();
   return rows
-    .map((r) =>
-      fromJson<{ call_id: string; local_user_id: string | null; termination_reason: string | null }>(r.data, {
+    .map((r) => ({
+      type: r.type,
+      data: fromJson<CallEventRow['data']>(r.data, {
         call_id: '',
         local_user_id: null,
         termination_reason: null,
+        timestamps: {},
       }),
-    )
-    .filter((d) => d.call_id === callId)
-    .map((d) => [d.local_user_id, d.termination_reason]);
+    }))
+    .filter((e) => callId === undefined || e.data.call_id === callId);
+}
+
+/** [user, termination reason] of each call.terminated event of a call, in order. */
+async function endReasons(t: Telephony, callId: string): Promise<[string | null, string | null][]> {
+  return (await eventsOf(t, callId))
+    .filter((e) => e.type === 'call.terminated')
+    .map((e) => [e.data.local_user_id, e.data.termination_reason]);
 }

@@ -78,7 +78,7 @@ export interface SippOptions {
   account?: Account;
   /** -s: the number dialled. */
   service?: string;
-  /** Placeholders in the scenario file (`__STATUS__` → value; ANSWER_DELAY is 0 and SESSION - unless given). */
+  /** Placeholders in the scenario file (`__STATUS__` → value; ANSWER_DELAY, SESSION and REINVITE_EXPECT are 0, - and . unless given). */
   fill?: Record<string, string>;
   keys?: Record<string, string>;
   /** Calls to run (-m, default 1). */
@@ -98,7 +98,7 @@ export async function sipp(scenario: string, o: SippOptions): Promise<SippRun> {
   const mediaPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sipp-'));
   let text = readFileSync(resolve('test/sip/scenarios', scenario), 'utf8');
-  const fill = { ANSWER_DELAY: '0', SESSION: '-', ...o.fill };
+  const fill = { ANSWER_DELAY: '0', SESSION: '-', REINVITE_EXPECT: '.', ...o.fill };
   for (const [k, v] of Object.entries(fill)) text = text.replaceAll(`__${k}__`, v);
   const file = join(dir, scenario);
   writeFileSync(file, text);
