@@ -704,6 +704,10 @@ export class B2bua implements CallCommands {
       }
       return;
     }
+    if (req.method === 'UPDATE' && req.body.length > 0) {
+      await this.relayUpdate(call, side, leg, far, req, tx);
+      return;
+    }
     // Non-INVITE requests pass through to the other dialog, the response comes back.
     const ct = getHeader(req, 'Content-Type');
     const fwd = far.dialog.request(req.method, ua.local, {
@@ -718,6 +722,63 @@ export class B2bua implements CallCommands {
         ? { body: res.body, headers: rct ? [{ name: 'Content-Type', value: rct }] : [] }
         : {}),
     });
+  }
+
+  /**
+   * An UPDATE with an offer in a confirmed dialog (RFC 3311): relayed like a re-INVITE's offer,
+   * with the `o=` version of each dialog kept consistent, and both sides' stored SDP updated (a
+   * later hold offers the current description).
+   */
+  private async relayUpdate(
+    call: Call,
+    side: Side,
+    leg: Leg,
+    far: Leg,
+    req: SipRequest,
+    tx: ServerTransaction,
+  ): Promise<void> {
+    const { ua } = this.o;
+    const farDialog = far.dialog;
+    if (!leg.dialog || !farDialog) {
+      ua.reply(tx, 481);
+      return;
+    }
+    if (leg.busy || far.busy || call.busy) {
+      ua.reply(tx, 491);
+      return;
+    }
+    leg.dialog.refreshTarget(req);
+    const type = getHeader(req, 'Content-Type') ?? 'application/sdp';
+    leg.busy = true;
+    try {
+      const fwd = farDialog.request('UPDATE', ua.local, {
+        body: far.versioner.rewrite(req.body),
+        contentType: type,
+      });
+      const res = await ua.request(fwd, farDialog.state.dest).final;
+      if (res.status < 200 || res.status >= 300) {
+        ua.reply(tx, res.status, { reason: res.reason });
+        if (res.status === 408 || res.status === 481) this.hangupAll(call, 'failed');
+        return;
+      }
+      farDialog.refreshTarget(res);
+      leg.remoteSdp = req.body;
+      leg.remoteContentType = type;
+      if (res.body.length > 0) {
+        far.remoteSdp = res.body;
+        far.remoteContentType = getHeader(res, 'Content-Type') ?? 'application/sdp';
+      }
+      this.trackHold(call, side, req.body);
+      ua.reply(tx, 200, {
+        headers: [
+          { name: 'Contact', value: ua.local.contact(leg.dialog.state.dest.transport) },
+          ...(res.body.length > 0 ? [{ name: 'Content-Type', value: far.remoteContentType }] : []),
+        ],
+        ...(res.body.length > 0 ? { body: leg.versioner.rewrite(res.body) } : {}),
+      });
+    } finally {
+      leg.busy = false;
+    }
   }
 
   /** Marks the parties held when the far side's offer holds them (hold from the phone). */

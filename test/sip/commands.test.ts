@@ -12,6 +12,7 @@ import {
   phone,
   registerFrom,
   runSipp,
+  sipp,
   telephony,
   waitFor,
   type Account,
@@ -124,6 +125,19 @@ describe('call commands with sipp phones', { skip: hasSipp ? false : 'sipp is no
       ],
     );
     assert.ok(last.every((e) => typeof e.data.timestamps.event === 'number'));
+  });
+
+  test('UPDATE with an offer passes through with the o= version bumped; a later resume offers the updated SDP', async () => {
+    const bob = await phone('far-update.xml', at('bob'));
+    const alice = await sipp('call-update.xml', { ...at('alice'), service: 'bob' });
+    // The UPDATE holds (a=sendonly): the call model sees it, so it was relayed and answered.
+    const view = await waitFor('the UPDATE to hold the call', () =>
+      t.server.calls.list(user('alice')).find((v) => v.held),
+    );
+    await t.server.calls.resume(view.callId);
+    await t.server.calls.hangup(view.callId);
+    ok(await alice.done);
+    ok(await bob.done);
   });
 });
 
