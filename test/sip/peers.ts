@@ -86,6 +86,8 @@ export interface SippOptions {
   /** -d pause length (ms). */
   pauseMs?: number;
   timeoutS?: number;
+  /** sipp's -t: u1 (UDP, default) or t1 (one TCP connection). */
+  transport?: 'u1' | 't1';
   extra?: string[];
 }
 
@@ -121,6 +123,7 @@ export async function sipp(scenario: string, o: SippOptions): Promise<SippRun> {
     '-mp',
     String(mediaPort),
   ];
+  if (o.transport) args.push('-t', o.transport);
   if (o.service) args.push('-s', o.service);
   if (o.account) {
     args.push('-au', o.account.username, '-ap', o.account.password);
