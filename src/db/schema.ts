@@ -34,6 +34,8 @@ export interface OrganizationsTable {
   domain: string;
   name: string;
   number_plan: JsonColumn;
+  /** The organization's SIP trunk (JSON), null when it has none. */
+  sip_trunk: JsonColumn | null;
   created_at: number;
   updated_at: number;
 }

@@ -10,11 +10,28 @@ export interface NumberPlanRule {
   replace: string;
 }
 
+/**
+ * The organization's SIP trunk: calls to numbers that are no user, extension or function number
+ * of the organization go there, and INVITEs from its address and port to the organization's
+ * numbers come in from it.
+ */
+export interface SipTrunk {
+  /** IP address or host name the trunk is reached at. */
+  host: string;
+  port: number;
+  transport: 'udp' | 'tcp';
+  /** Host part of the Request-URI and To of calls sent to it (default: `host`). */
+  domain?: string;
+  /** Number presented as the caller on calls out through it (default: the caller's own). */
+  callerNumber?: string;
+}
+
 export interface Organization {
   id: number;
   domain: string;
   name: string;
   numberPlan: NumberPlanRule[];
+  sipTrunk: SipTrunk | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -23,11 +40,14 @@ export interface NewOrganization {
   domain: string;
   name: string;
   numberPlan?: NumberPlanRule[];
+  sipTrunk?: SipTrunk | null;
 }
 
 export interface OrganizationPatch {
   name?: string;
   numberPlan?: NumberPlanRule[];
+  /** null removes the trunk. */
+  sipTrunk?: SipTrunk | null;
 }
 
 function toOrganization(r: Selectable<OrganizationsTable>): Organization {
@@ -36,6 +56,7 @@ function toOrganization(r: Selectable<OrganizationsTable>): Organization {
     domain: r.domain,
     name: r.name,
     numberPlan: fromJson<NumberPlanRule[]>(r.number_plan, []),
+    sipTrunk: fromJson<SipTrunk | null>(r.sip_trunk, null),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -56,6 +77,7 @@ export class OrganizationRepository {
             domain,
             name: input.name,
             number_plan: toJson(input.numberPlan ?? []),
+            sip_trunk: input.sipTrunk ? toJson(input.sipTrunk) : null,
             created_at: now,
             updated_at: now,
           })
@@ -106,12 +128,26 @@ export class OrganizationRepository {
         updated_at: now,
         ...(patch.name !== undefined ? { name: patch.name } : {}),
         ...(patch.numberPlan !== undefined ? { number_plan: toJson(patch.numberPlan) } : {}),
+        ...(patch.sipTrunk !== undefined
+          ? { sip_trunk: patch.sipTrunk ? toJson(patch.sipTrunk) : null }
+          : {}),
       })
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();
     if (!r) throw new NotFoundError(`organization ${id} not found`);
     return toOrganization(r);
+  }
+
+  /** Every organization that has a SIP trunk (the SIP core matches incoming trunk traffic on them). */
+  async listWithSipTrunk(): Promise<Organization[]> {
+    const rows = await this.db
+      .selectFrom('organizations')
+      .selectAll()
+      .where('sip_trunk', 'is not', null)
+      .orderBy('id')
+      .execute();
+    return rows.map(toOrganization);
   }
 
   /** Deletes the organization and, by cascade, everything in it. False if there was none. */

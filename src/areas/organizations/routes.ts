@@ -20,6 +20,7 @@ export function viewOrganization(o: Organization) {
     domain: o.domain,
     name: o.name,
     numberPlan: o.numberPlan,
+    sipTrunk: o.sipTrunk,
     createdAt: new Date(o.createdAt).toISOString(),
     updatedAt: new Date(o.updatedAt).toISOString(),
   };
@@ -104,7 +105,7 @@ export async function organizationAdminRoutes(
     '/api/admin/organizations/:domain',
     {
       schema: {
-        summary: 'Update an organization (name, number plan)',
+        summary: 'Update an organization (name, number plan, SIP trunk)',
         tags: ['Admin: organizations'],
         params: Type.Object({ domain: Type.String({ maxLength: 253 }) }),
         body: UpdateOrganizationSchema,

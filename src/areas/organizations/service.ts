@@ -23,6 +23,7 @@ export async function createOrganization(
       domain: data.domain.toLowerCase(),
       name: data.name,
       numberPlan: data.numberPlan ?? [],
+      sipTrunk: data.sipTrunk ?? null,
     });
     await recordChange(trx, {
       organizationId: org.id,
@@ -30,14 +31,14 @@ export async function createOrganization(
       action: 'organization.created',
       entity: 'organization',
       entityId: org.domain,
-      data: { domain: org.domain, name: org.name },
+      data: { domain: org.domain, name: org.name, sipTrunk: org.sipTrunk },
       event: { type: 'organization.created', data: { domain: org.domain, name: org.name } },
     });
     return org;
   });
 }
 
-/** PUT: changes the name and/or the number plan (the domain cannot change). */
+/** PUT: changes the name, the number plan and/or the SIP trunk (null removes it; the domain cannot change). */
 export async function updateOrganization(
   database: DatabaseHandle,
   actor: Actor,
@@ -58,8 +59,14 @@ export async function updateOrganization(
     const org = await new OrganizationRepository(trx).update(organization.id, {
       ...(data.name !== undefined ? { name: data.name } : {}),
       ...(data.numberPlan !== undefined ? { numberPlan: data.numberPlan } : {}),
+      ...(data.sipTrunk !== undefined ? { sipTrunk: data.sipTrunk } : {}),
     });
-    const changed = { domain: org.domain, name: org.name, numberPlan: org.numberPlan };
+    const changed = {
+      domain: org.domain,
+      name: org.name,
+      numberPlan: org.numberPlan,
+      sipTrunk: org.sipTrunk,
+    };
     await recordChange(trx, {
       organizationId: org.id,
       actor,
