@@ -37,7 +37,7 @@ import {
   type Uri,
 } from './message.js';
 import type { BindingStore, DeviceAuthenticator, OrganizationCache } from './registrar.js';
-import { numberOf, type Router, type TrunkConfig } from './routing.js';
+import { numberOf, type Destination, type Router, type TrunkDirectory } from './routing.js';
 import { directionOf, SdpVersioner, withDirection } from './sdp.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Endpoint, SipLogger } from './transport.js';
@@ -244,8 +244,8 @@ export interface B2buaOptions {
   logger: SipLogger;
   /** Ringing time before a call is given up with 480 (default 60 s). */
   noAnswerTimeoutMs?: number;
-  /** Trunks whose INVITEs are accepted without digest (matched on source address and port). */
-  trunks?: readonly TrunkConfig[];
+  /** The organizations' SIP trunks by address: INVITEs from one come in without digest. */
+  trunks?: TrunkDirectory;
 }
 
 const DTMF_RE = /^[0-9*#A-Da-d]{1,32}$/;
@@ -362,16 +362,15 @@ export class B2bua implements CallCommands {
       ua.reply(tx, 403, { reason: 'Unknown Caller' });
       return;
     }
-    const trunk = this.o.trunks?.find(
-      (t) => t.endpoint.address === source.address && t.endpoint.port === source.port,
-    );
-    if (trunk) {
-      ua.reply(tx, 100);
-      await this.inboundFromTrunk(req, tx, source, from.uri.user);
-      return;
-    }
     // A CANCEL may come during any await below: after each, a cancelled INVITE stops here.
     const cancelled = (): boolean => this.cancelledEarly.has(tx);
+    const trunkOf = (await this.o.trunks?.organizationsAt(source)) ?? [];
+    if (cancelled()) return;
+    if (trunkOf.length > 0) {
+      ua.reply(tx, 100);
+      await this.inboundFromTrunk(req, tx, source, from.uri.user, trunkOf);
+      return;
+    }
     const org = await this.o.organizations.byDomain(from.uri.host);
     if (cancelled()) return;
     if (!org) {
@@ -409,11 +408,12 @@ export class B2bua implements CallCommands {
     });
     this.emit(call, callerParty, 'call.early');
 
-    const fromAddr: NameAddr = {
-      ...(callerUser ? { displayName: `${callerUser.firstName} ${callerUser.lastName}`.trim() } : {}),
-      uri: parseUri(`sip:${encodeURIComponent(callerParty.localNumber ?? 'anonymous')}@${org.domain}`),
-      params: new Map(),
-    };
+    const fromAddr = this.callerAddress(
+      org,
+      destination,
+      callerParty.localNumber,
+      callerUser ? `${callerUser.firstName} ${callerUser.lastName}`.trim() : undefined,
+    );
     let targets: RingTarget[] = [];
     let toAddr: NameAddr;
     let calleeParty: Party | undefined;
@@ -545,20 +545,40 @@ export class B2bua implements CallCommands {
     }
   }
 
-  private async inboundFromTrunk(req: SipRequest, tx: ServerTransaction, source: Endpoint, caller: string) {
-    // The called number must be one of ours; the organization is its owner's.
+  /**
+   * An INVITE from an organization's trunk (matched by source, no digest): the dialled number must
+   * be one of that organization's; its owner (a user, or the agents of a function number) is rung.
+   */
+  private async inboundFromTrunk(
+    req: SipRequest,
+    tx: ServerTransaction,
+    source: Endpoint,
+    caller: string,
+    organizations: Organization[],
+  ) {
+    const cancelled = (): boolean => this.cancelledEarly.has(tx);
     const dialled = isSipUri(req.uri) ? (req.uri.user ?? '') : '';
-    const owner = await new NumberRepository(this.o.database.db).findOwner(dialled);
-    const org = owner ? await this.o.organizations.byDomain(owner.domain) : undefined;
-    if (!owner || !org || owner.userId === null) {
-      this.o.ua.reply(tx, 404);
+    const owner = /^\+?[0-9]{1,20}$/.test(dialled)
+      ? await new NumberRepository(this.o.database.db).findOwner(dialled)
+      : undefined;
+    if (cancelled()) return;
+    const org = owner ? organizations.find((o) => o.id === owner.organizationId) : undefined;
+    if (!org) {
+      this.o.ua.reply(tx, 404, { reason: 'Not Found' });
       return;
     }
-    const user = await this.o.router.userById(org, owner.userId);
-    if (!user) {
-      this.o.ua.reply(tx, 404);
+    const destination = await this.o.router.resolve(org, dialled);
+    if (cancelled()) return;
+    if (destination.kind === 'unavailable') {
+      this.o.ua.reply(tx, 480, { reason: destination.reason });
       return;
     }
+    // Only the organization's own users and function numbers: never back out to a trunk.
+    if (destination.kind !== 'user' && destination.kind !== 'group') {
+      this.o.ua.reply(tx, 404, { reason: 'Not Found' });
+      return;
+    }
+    const user = destination.kind === 'user' ? destination.user : null;
     const call = new Call(randomUUID(), org);
     const a = new Leg('uas', null, null);
     a.inviteTx = tx;
@@ -568,16 +588,22 @@ export class B2bua implements CallCommands {
     call.legs.a = a;
     this.calls.set(call.id, call);
     this.byInviteTx.set(tx.key, call);
-    const party = this.addParty(call, {
-      side: 'b',
-      direction: 'INCOMING',
-      user,
-      localNumber: numberOf(user),
-      remoteNumber: caller,
-      device: undefined,
-    });
-    this.emit(call, party, 'call.early');
-    const targets = this.targetsOfUser(org.id, user.id);
+    let party: Party | undefined;
+    const targets: RingTarget[] = [];
+    if (user) {
+      party = this.addParty(call, {
+        side: 'b',
+        direction: 'INCOMING',
+        user,
+        localNumber: numberOf(user),
+        remoteNumber: caller,
+        device: undefined,
+      });
+      this.emit(call, party, 'call.early');
+      targets.push(...this.targetsOfUser(org.id, user.id));
+    } else if (destination.kind === 'group') {
+      for (const agent of destination.agents) targets.push(...this.targetsOfUser(org.id, agent.id));
+    }
     if (targets.length === 0) {
       this.rejectA(call, 480, 'Temporarily Unavailable', 'unavailable');
       return;
@@ -585,7 +611,10 @@ export class B2bua implements CallCommands {
     const ringing = this.ring(call, targets, {
       offer: req.body.length > 0 ? { body: req.body, type: a.remoteContentType } : undefined,
       from: getFrom(req),
-      to: { uri: parseUri(`sip:${encodeURIComponent(user.userId)}@${org.domain}`), params: new Map() },
+      to: {
+        uri: parseUri(`sip:${encodeURIComponent(user ? user.userId : dialled)}@${org.domain}`),
+        params: new Map(),
+      },
       timeoutMs: this.noAnswerMs,
       onProvisional: () => {
         if (a.inviteTx && a.dialog)
@@ -603,28 +632,63 @@ export class B2bua implements CallCommands {
       this.rejectA(call, result.status, result.reason, result.cause);
       return;
     }
-    call.legs.b = result.leg;
-    const info = await this.deviceInfo(result.leg.deviceId);
-    if (info) {
+    const b = result.leg;
+    call.legs.b = b;
+    this.register(call, b);
+    const info = await this.deviceInfo(b.deviceId);
+    if (!party && result.binding.userId !== null) {
+      const agent = (await this.o.router.userById(org, result.binding.userId)) ?? null;
+      party = this.addParty(call, {
+        side: 'b',
+        direction: 'INCOMING',
+        user: agent,
+        localNumber: agent ? numberOf(agent) : dialled,
+        remoteNumber: caller,
+        device: info,
+      });
+      this.emit(call, party, 'call.early');
+    } else if (party && info) {
       party.deviceType = info.kind;
       party.deviceId = info.deviceId;
     }
+    if (ended(call)) return;
     a.inviteTx = undefined;
     this.byInviteTx.delete(tx.key);
     this.register(call, a);
-    this.register(call, result.leg);
     this.confirm(call);
-    void this.o.ua.answer(
+    const acked = await this.o.ua.answer(
       tx,
       createResponse(req, 200, {
         toTag: a.dialog.localTag,
         headers: [
           { name: 'Contact', value: this.o.ua.local.contact(source.transport) },
-          { name: 'Content-Type', value: result.leg.remoteContentType },
+          ...(b.remoteSdp.length > 0 ? [{ name: 'Content-Type', value: b.remoteContentType }] : []),
         ],
-        body: a.versioner.rewrite(result.leg.remoteSdp),
+        body: a.versioner.rewrite(b.remoteSdp),
       }),
     );
+    if (!acked && !ended(call)) {
+      this.o.logger.warn({ callId: call.id }, 'SIP: no ACK for the 2xx to the trunk');
+      this.hangupAll(call, 'failed');
+    }
+  }
+
+  /**
+   * The From of a call we place for `number`: towards a trunk its caller number when set (the
+   * number the carrier lets the organization present), else the number itself.
+   */
+  private callerAddress(
+    org: Organization,
+    destination: Destination,
+    number: string | null,
+    displayName: string | undefined,
+  ): NameAddr {
+    const presented = destination.kind === 'trunk' ? (destination.trunk.callerNumber ?? number) : number;
+    return {
+      ...(displayName ? { displayName } : {}),
+      uri: parseUri(`sip:${encodeURIComponent(presented ?? 'anonymous')}@${org.domain}`),
+      params: new Map(),
+    };
   }
 
   /** Final failure towards the caller's pending INVITE, and the end of the call. */
@@ -1336,11 +1400,7 @@ export class B2bua implements CallCommands {
     }
     const ringB = this.ring(call, targets, {
       offer: { body: a.remoteSdp, type: a.remoteContentType },
-      from: {
-        displayName: `${me.firstName} ${me.lastName}`.trim(),
-        uri: parseUri(`sip:${encodeURIComponent(numberOf(me))}@${org.domain}`),
-        params: new Map(),
-      },
+      from: this.callerAddress(org, destination, numberOf(me), `${me.firstName} ${me.lastName}`.trim()),
       to,
       // The device's 2xx waits for its ACK: keep the wait within its retransmission window.
       timeoutMs: Math.min(this.noAnswerMs, 28_000),
@@ -1583,11 +1643,8 @@ export class B2bua implements CallCommands {
     };
     check();
     const org = call.org;
-    const { targets, toUri, user } = this.targetsOf(
-      org,
-      await this.o.router.resolve(org, destinationText),
-      destinationText,
-    );
+    const destination = await this.o.router.resolve(org, destinationText);
+    const { targets, toUri, user } = this.targetsOf(org, destination, destinationText);
     check();
     if (targets.length === 0)
       throw new CallCommandError('failed', `${destinationText} is not reachable`, 480);
@@ -1601,12 +1658,14 @@ export class B2bua implements CallCommands {
     this.endParty(call, party, 'transferred');
     // 2. The target is rung (without an offer: its answer's offer goes to the far party).
     call.busy = true;
+    const farNumber = farParty?.localNumber ?? party.remoteNumber;
     void this.completeTransfer(call, side, far, {
       targets,
       toUri,
       user,
       destinationText,
-      farNumber: farParty?.localNumber ?? party.remoteNumber,
+      farNumber,
+      from: this.callerAddress(org, destination, farNumber, undefined),
     })
       .catch((err: unknown) => {
         this.o.logger.error({ err, callId: call.id }, 'SIP: blind transfer failed');
@@ -1627,6 +1686,8 @@ export class B2bua implements CallCommands {
       user: RoutableUser | null;
       destinationText: string;
       farNumber: string | null;
+      /** The From the target sees. */
+      from: NameAddr;
     },
   ): Promise<void> {
     const org = call.org;
@@ -1644,10 +1705,7 @@ export class B2bua implements CallCommands {
     }
     const ringing = this.ring(call, o.targets, {
       offer: undefined,
-      from: {
-        uri: parseUri(`sip:${encodeURIComponent(o.farNumber ?? 'anonymous')}@${org.domain}`),
-        params: new Map(),
-      },
+      from: o.from,
       to: { uri: o.toUri, params: new Map() },
       // The target's 2xx waits for its ACK until the far party answered the re-INVITE.
       timeoutMs: Math.min(this.noAnswerMs, 28_000),

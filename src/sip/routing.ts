@@ -4,12 +4,14 @@
  * number → the logged-in agents of its ACD group (none → 480); anything else → the organization's
  * SIP trunk when one is configured, else 404.
  */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { DatabaseHandle } from '../db/database.js';
 import { CallRepository, type RoutableUser } from '../areas/calls/repository.js';
 import { NumberRepository } from '../areas/numbers/repository.js';
-import type { Organization } from '../areas/organizations/repository.js';
+import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
 import { expandNumber } from '../areas/organizations/service.js';
-import type { Endpoint } from './transport.js';
+import type { Endpoint, SipLogger } from './transport.js';
 
 /** A SIP trunk: calls that match no user or function number go there. */
 export interface TrunkConfig {
@@ -30,12 +32,23 @@ export type Destination =
 
 export type TrunkLookup = (org: Organization) => TrunkConfig | undefined;
 
+/** The organization's own SIP trunk setting (admin API), as the router uses it. */
+export const organizationTrunk: TrunkLookup = (org) => {
+  const t = org.sipTrunk;
+  if (!t) return undefined;
+  return {
+    endpoint: { transport: t.transport, address: t.host, port: t.port },
+    ...(t.domain !== undefined ? { domain: t.domain } : {}),
+    ...(t.callerNumber !== undefined ? { callerNumber: t.callerNumber } : {}),
+  };
+};
+
 const MAX_DIALLED = 64;
 
 export class Router {
   constructor(
     private readonly database: DatabaseHandle,
-    private readonly trunkFor: TrunkLookup = () => undefined,
+    private readonly trunkFor: TrunkLookup = organizationTrunk,
   ) {}
 
   async resolve(org: Organization, dialledRaw: string): Promise<Destination> {
@@ -79,4 +92,75 @@ export class Router {
 /** The number a user is presented with: first E.164 number, else extension, else user id. */
 export function numberOf(user: RoutableUser): string {
   return user.number ?? user.extension ?? user.userId;
+}
+
+/**
+ * Which organizations' trunks an INVITE comes from, by its source: over UDP the trunk's address
+ * and port; over TCP its address (a TCP peer connects from a port of its own). Host names are
+ * resolved. Loaded from the organizations' settings, again when older than `ttlMs` (a changed
+ * trunk takes effect within that), once at a time.
+ */
+export class TrunkDirectory {
+  private byEndpoint = new Map<string, Organization[]>();
+  private loadedAt = Number.NEGATIVE_INFINITY;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    private readonly database: DatabaseHandle,
+    private readonly now: () => number,
+    private readonly logger: SipLogger,
+    private readonly ttlMs = 5_000,
+  ) {}
+
+  private static key(transport: string, address: string, port: number | undefined): string {
+    return `${transport}|${address.toLowerCase()}|${port ?? ''}`;
+  }
+
+  /** The organizations whose trunk is at `source` (several may share one carrier). */
+  async organizationsAt(source: Endpoint): Promise<Organization[]> {
+    if (this.now() - this.loadedAt >= this.ttlMs) await this.refresh();
+    return (
+      this.byEndpoint.get(
+        TrunkDirectory.key(
+          source.transport,
+          source.address,
+          source.transport === 'udp' ? source.port : undefined,
+        ),
+      ) ?? []
+    );
+  }
+
+  /** Loads the trunks now (also after an organization's trunk changed, for tests). */
+  refresh(): Promise<void> {
+    this.loading ??= this.load().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    const orgs = await new OrganizationRepository(this.database.db).listWithSipTrunk();
+    const map = new Map<string, Organization[]>();
+    for (const org of orgs) {
+      const t = org.sipTrunk;
+      if (!t) continue;
+      let addresses: string[];
+      const bare = t.host.replace(/^\[(.*)\]$/, '$1');
+      if (isIP(bare) !== 0) addresses = [bare];
+      else {
+        try {
+          addresses = (await lookup(bare, { all: true })).map((a) => a.address);
+        } catch (err) {
+          this.logger.warn({ err, host: t.host, domain: org.domain }, 'SIP: trunk host does not resolve');
+          addresses = [];
+        }
+      }
+      for (const address of addresses) {
+        const key = TrunkDirectory.key(t.transport, address, t.transport === 'udp' ? t.port : undefined);
+        map.set(key, [...(map.get(key) ?? []), org]);
+      }
+    }
+    this.byEndpoint = map;
+    this.loadedAt = this.now();
+  }
 }

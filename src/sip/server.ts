@@ -22,7 +22,7 @@ import {
   Registrar,
   type GuardOptions,
 } from './registrar.js';
-import { Router, type TrunkConfig } from './routing.js';
+import { Router, TrunkDirectory, type TrunkConfig } from './routing.js';
 import { TransactionLayer, type ServerTransaction, type TimerConfig } from './transaction.js';
 import { SipTransportLayer, type Endpoint, type SipLogger, type TransportKind } from './transport.js';
 import { UserAgentCore } from './ua.js';
@@ -54,10 +54,13 @@ export interface SipServerOptions {
   guard?: GuardOptions;
   /** Ringing time before 480 (default 60 s). */
   noAnswerTimeoutMs?: number;
-  /** The SIP trunk of an organization, if it has one. */
+  /** The SIP trunk of an organization (default: its `sipTrunk` setting from the admin API). */
   trunkFor?: (org: Organization) => TrunkConfig | undefined;
-  /** Trunks whose INVITEs come in without digest (matched on source address and port). */
-  trunks?: readonly TrunkConfig[];
+  /**
+   * How long organization settings (domain, number plan, SIP trunk) are cached before they are
+   * read again (default 5 s: a change in the admin API takes effect within that).
+   */
+  settingsCacheMs?: number;
 }
 
 export interface SipServer {
@@ -122,7 +125,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     logger,
     ...(options.digestAlgorithms ? { algorithms: options.digestAlgorithms } : {}),
   });
-  const organizations = new OrganizationCache(database, () => Date.now());
+  const organizations = new OrganizationCache(database, () => Date.now(), options.settingsCacheMs);
   const store = new BindingStore(() => Date.now());
   const registrar = new Registrar({
     database,
@@ -148,7 +151,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     clock: { now: () => Date.now(), setTimer: (ms, fn) => clock.setTimer(ms, fn) },
     logger,
     ...(options.noAnswerTimeoutMs !== undefined ? { noAnswerTimeoutMs: options.noAnswerTimeoutMs } : {}),
-    ...(options.trunks ? { trunks: options.trunks } : {}),
+    trunks: new TrunkDirectory(database, () => Date.now(), logger, options.settingsCacheMs),
   });
   void now;
 
