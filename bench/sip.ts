@@ -43,7 +43,9 @@ const parts = new Set(
     .split(',')
     .map((p) => (p === 'digest' ? 'b2bua' : p)),
 );
-const CALL_RATES = [100, 200, 400, 700, 1000, 1400, 2000, 2800, 4000];
+const CALL_RATES = (process.env.ONECLOUD_BENCH_SIP_RATES ?? "100,200,400,700,1000,1400,2000,2800,4000")
+  .split(",")
+  .map(Number);
 const REGISTER_RATES = [100, 200, 400, 700, 1000, 1400, 2000, 2800, 4000];
 const REGISTER_ACCOUNTS = 100;
 /** A step passes only if the caller side completed this share of the target rate. */

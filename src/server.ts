@@ -7,7 +7,7 @@ import { migrateToLatest } from './db/migrate.js';
 import { createLogger } from './http/logging.js';
 import { ensureSystemAdmin } from './areas/admins/service.js';
 import { redactUrl } from './config.js';
-import { startSipServer, type SipServer } from './sip/server.js';
+import { startSipServer, type SipServer, type SipServerOptions } from './sip/server.js';
 import { serverSubkey } from './security/tokens.js';
 
 export interface RunningServer {
@@ -48,7 +48,10 @@ export async function startServer(
     }
     app = await buildApp({ config, database, logger });
     const address = await app.listen({ host: config.httpHost, port: config.httpPort });
-    const sip = config.sip.enabled ? await startSip(config, database, logger) : undefined;
+    const hub = app.events.hub;
+    const sip = config.sip.enabled
+      ? await startSip(config, database, logger, (listener) => hub.onAnyEvent(listener))
+      : undefined;
     const base = address.replace('[::1]', 'localhost');
     print(`OneCloud: listening on ${base}`);
     print(`  API:       ${base}/api/`);
@@ -80,7 +83,12 @@ export async function startServer(
   }
 }
 
-async function startSip(config: Config, database: DatabaseHandle, logger: Logger): Promise<SipServer> {
+async function startSip(
+  config: Config,
+  database: DatabaseHandle,
+  logger: Logger,
+  changes: SipServerOptions['changes'],
+): Promise<SipServer> {
   try {
     return await startSipServer({
       database,
@@ -92,6 +100,7 @@ async function startSip(config: Config, database: DatabaseHandle, logger: Logger
       secret: serverSubkey(config.secretKey, 'sip-nonce'),
       timers: { T1: config.sip.t1Ms, T2: config.sip.t2Ms, T4: config.sip.t4Ms },
       noAnswerTimeoutMs: config.sip.noAnswerTimeoutMs,
+      changes,
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -8,8 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { DatabaseHandle } from '../db/database.js';
-import { recordChange } from '../db/changes.js';
-import { CallRepository, type RoutableUser } from '../areas/calls/repository.js';
+import type { RoutableUser } from '../areas/calls/repository.js';
 import { DeviceRepository, type Device } from '../areas/devices/repository.js';
 import { NumberRepository } from '../areas/numbers/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
@@ -1144,7 +1143,7 @@ export class B2bua implements CallCommands {
       endedAt: party.endedAt,
       terminationReason: reason,
     };
-    this.o.writer.push((trx) => new CallRepository(trx).insertRecord(record));
+    this.o.writer.push({ record });
   }
 
   /**
@@ -1210,22 +1209,9 @@ export class B2bua implements CallCommands {
       timestamps: { started: party.startedAt, answered: party.answeredAt, ended: party.endedAt, event: at },
       ...extra,
     };
-    const orgId = call.org.id;
-    this.o.writer.push((trx) =>
-      recordChange(
-        trx,
-        {
-          organizationId: orgId,
-          actor: 'sip',
-          action: type,
-          entity: 'call',
-          entityId: party.branchId,
-          data,
-          event: { type, userId: party.user?.id ?? null, data },
-        },
-        at,
-      ),
-    );
+    this.o.writer.push({
+      event: { organizationId: call.org.id, type, time: at, userId: party.user?.id ?? null, data },
+    });
   }
 
   private view(call: Call, p: Party): CallView {

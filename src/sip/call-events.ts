@@ -1,30 +1,46 @@
 /**
- * Writes call events and call records in batches: one transaction per batch keeps the database
- * (SQLite is synchronous) from stalling SIP at high call rates. Order is preserved; {@link flush}
- * waits until everything queued is committed.
+ * Writes the call model's events and call records in batches: one transaction per batch, and
+ * multi-row statements in it, keep the database (SQLite is synchronous) from stalling SIP at high
+ * call rates. Order is preserved (events get their seq in the order they were pushed); a batch's
+ * call records and events commit together. {@link flush} waits until everything queued is
+ * committed.
+ *
+ * Call events carry no audit row: the audit log records changes made through the API, the CLI
+ * and the web interface; what calls did is in the event log and the call records.
  */
-import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../db/database.js';
-import type { DB } from '../db/schema.js';
+import { CallRepository, type NewCallRecord } from '../areas/calls/repository.js';
+import { EventRepository, type NewEvent } from '../events/repository.js';
+import { announceEvents } from '../events/local.js';
 import type { SipLogger } from './transport.js';
 
-export type WriteJob = (trx: Kysely<DB>) => Promise<unknown>;
+/** 6 columns an event: well under SQLite's and PostgreSQL's bound-parameter limits. */
+const EVENTS_PER_STATEMENT = 1000;
+
+export type CallWrite = { event: NewEvent } | { record: NewCallRecord };
 
 export class BatchedWriter {
-  private readonly queue: WriteJob[] = [];
+  private queue: CallWrite[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** Writes dropped because their batch failed (logged; metrics). */
+  failed = 0;
 
   constructor(
     private readonly database: DatabaseHandle,
     private readonly logger: SipLogger,
     private readonly delayMs = 10,
-    private readonly maxBatch = 500,
+    private readonly maxBatch = 2000,
   ) {}
 
-  push(job: WriteJob): void {
-    this.queue.push(job);
+  push(write: CallWrite): void {
+    this.queue.push(write);
     this.schedule();
+  }
+
+  /** Writes waiting for their batch. */
+  get pending(): number {
+    return this.queue.length;
   }
 
   private schedule(): void {
@@ -36,14 +52,36 @@ export class BatchedWriter {
   private run(): void {
     this.timer = undefined;
     if (this.running || this.queue.length === 0) return;
-    const jobs = this.queue.splice(0, this.maxBatch);
+    const batch = this.queue.splice(0, this.maxBatch);
+    const events: NewEvent[] = [];
+    const records: NewCallRecord[] = [];
+    for (const w of batch) {
+      if ('event' in w) events.push(w.event);
+      else records.push(w.record);
+    }
     this.running = this.database.db
       .transaction()
       .execute(async (trx) => {
-        for (const job of jobs) await job(trx);
+        const repo = new EventRepository(trx);
+        let lastSeq = 0;
+        for (let i = 0; i < events.length; i += EVENTS_PER_STATEMENT) {
+          const written = await repo.appendMany(events.slice(i, i + EVENTS_PER_STATEMENT));
+          lastSeq = Math.max(lastSeq, written[written.length - 1]?.seq ?? 0);
+        }
+        if (records.length > 0) await new CallRepository(trx).insertRecords(records);
+        return lastSeq;
       })
-      .catch((err: unknown) =>
-        this.logger.error({ err, jobs: jobs.length }, 'SIP: writing call events failed'),
+      .then(
+        (lastSeq) => {
+          if (lastSeq > 0) announceEvents(lastSeq);
+        },
+        (err: unknown) => {
+          this.failed += batch.length;
+          this.logger.error(
+            { err, events: events.length, records: records.length },
+            'SIP: writing call events and records failed',
+          );
+        },
       )
       .finally(() => {
         this.running = undefined;
@@ -51,7 +89,7 @@ export class BatchedWriter {
       });
   }
 
-  /** Resolves once every job queued so far is written (or failed and logged). */
+  /** Resolves once every write queued so far is committed (or failed and logged). */
   async flush(): Promise<void> {
     for (let i = 0; i < 10_000; i++) {
       if (this.timer) {

@@ -262,6 +262,7 @@ export interface Via {
 /** The branch prefix that marks RFC 3261 transaction ids (§8.1.1.7). */
 export const MAGIC_COOKIE = 'z9hG4bK';
 
+const DIGIT_SET = new Set('0123456789'.split(''));
 const HOST_SET = new Set('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._'.split(''));
 
 /**
@@ -299,7 +300,7 @@ export function parseVia(value: string): Via {
   if (s.peek() === ':') {
     s.pos++;
     s.skipLws();
-    portText = s.readWhile(new Set('0123456789'.split('')));
+    portText = s.readWhile(DIGIT_SET);
     if (portText === '') throw bad('missing port after ":"');
   } else {
     s.pos = mark;

@@ -111,9 +111,23 @@ export function canonicalName(name: string): string {
   return CANONICAL.get(name.toLowerCase()) ?? name;
 }
 
+/**
+ * Keys of the names seen so far: every header lookup compares keys, so each spelling is lowered
+ * and canonicalized once. Bounded (hostile peers can send any number of names): past the bound
+ * the cache starts over.
+ */
+const KEYS = new Map<string, string>();
+const MAX_KEYS = 2048;
+
 /** Lower-cased canonical name: the key two names are compared by. */
 export function headerKey(name: string): string {
-  return canonicalName(name).toLowerCase();
+  let key = KEYS.get(name);
+  if (key === undefined) {
+    key = canonicalName(name).toLowerCase();
+    if (KEYS.size >= MAX_KEYS) KEYS.clear();
+    KEYS.set(name, key);
+  }
+  return key;
 }
 
 /**

@@ -9,7 +9,7 @@
  * once on the headers every element relies on, so a message it returns never makes those getters
  * throw.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { bad, SipParseError } from './errors.js';
 import {
   formatNameAddr,
@@ -259,8 +259,21 @@ export function getVias(msg: SipMessage): Via[] {
   return getHeaders(msg, 'Via').map(parseVia);
 }
 
+/**
+ * The parsed top Via of each header object, while its value is unchanged: the transport, the
+ * transaction layer and the UA each read it, so a message's top Via is parsed once.
+ */
+const topVias = new WeakMap<SipHeader, { value: string; via: Via }>();
+
 export function getTopVia(msg: SipMessage): Via {
-  return parseVia(required(msg, 'Via'));
+  const key = headerKey('Via');
+  const h = msg.headers.find((x) => headerKey(x.name) === key);
+  if (!h) throw bad('missing Via');
+  const cached = topVias.get(h);
+  if (cached && cached.value === h.value) return cached.via;
+  const via = parseVia(h.value);
+  topVias.set(h, { value: h.value, via });
+  return via;
 }
 
 /** Replaces the top Via value (e.g. to add `received`/`rport`, §18.2.1). */
@@ -269,6 +282,7 @@ export function setTopVia(msg: SipMessage, via: Via): void {
   const h = msg.headers.find((x) => headerKey(x.name) === key);
   if (!h) throw new TypeError('message has no Via');
   h.value = formatVia(via);
+  topVias.set(h, { value: h.value, via });
 }
 
 export function getFrom(msg: SipMessage): NameAddr {
@@ -446,8 +460,24 @@ export function createResponse(req: SipRequest, status: number, options: Respons
   return res;
 }
 
+/**
+ * Random bytes for branches, tags and Call-IDs, drawn from a pool refilled by the CSPRNG 4 KiB at
+ * a time (one `randomBytes` call per id cost more than the rest of building a request).
+ */
+const pool = Buffer.allocUnsafe(4096);
+let poolUsed = pool.length;
+function randomSlice(bytes: number): Buffer {
+  if (poolUsed + bytes > pool.length) {
+    randomFillSync(pool);
+    poolUsed = 0;
+  }
+  const slice = pool.subarray(poolUsed, poolUsed + bytes);
+  poolUsed += bytes;
+  return slice;
+}
+
 function randomToken(bytes: number): string {
-  return randomBytes(bytes).toString('base64url');
+  return randomSlice(bytes).toString('base64url');
 }
 
 /** A new Via branch: the magic cookie then 128 random bits (§8.1.1.7). */
@@ -457,7 +487,7 @@ export function generateBranch(): string {
 
 /** A From/To tag with 64 random bits (§19.3 asks for at least 32). */
 export function generateTag(): string {
-  return randomBytes(8).toString('hex');
+  return randomSlice(8).toString('hex');
 }
 
 /** A Call-ID with 144 random bits (§8.1.1.4), `@host` appended when given. */

@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../db/database.js';
 import type { DB } from '../db/schema.js';
 import { recordChange } from '../db/changes.js';
-import { DeviceRepository, type Device } from '../areas/devices/repository.js';
+import type { Device } from '../areas/devices/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
 import {
   RegistrationRepository,
@@ -42,6 +42,7 @@ import {
 import type { ServerTransaction } from './transaction.js';
 import type { Endpoint, SipLogger } from './transport.js';
 import type { UserAgentCore } from './ua.js';
+import type { SipDirectory } from './directory.js';
 
 // ---------------------------------------------------------------------------------------------
 // Brute-force protection.
@@ -232,7 +233,8 @@ export type AuthOutcome =
   { ok: true; device: Device } | { ok: false; status: number; reason?: string; headers?: SipHeader[] };
 
 export interface AuthenticatorOptions {
-  database: DatabaseHandle;
+  /** Devices and their digest credentials (cached; see SipDirectory). */
+  directory: SipDirectory;
   nonces: NonceManager;
   guard: BruteForceGuard;
   logger: SipLogger;
@@ -285,20 +287,33 @@ export class DeviceAuthenticator {
     if (!creds) return this.challenge(org, proxy);
     // A nonce that is not ours (another secret, garbage): challenge again, it is no guess.
     if (nonces.check(creds.nonce) === 'invalid') return this.challenge(org, proxy);
-    const found = await new DeviceRepository(this.options.database.db).getBySipUsername(
-      org.id,
-      creds.username,
-    );
-    const verdict = verifyDigest({
-      credentials: creds,
-      method: req.method,
-      realm: org.domain,
-      nonces,
-      ha1: (algorithm) =>
-        found
-          ? ((algorithm === 'MD5' ? found.credentials.ha1Md5 : found.credentials.ha1Sha256) ?? undefined)
-          : undefined,
-    });
+    const check = (found: Awaited<ReturnType<SipDirectory['device']>>) =>
+      verifyDigest({
+        credentials: creds,
+        method: req.method,
+        realm: org.domain,
+        nonces,
+        ha1: (algorithm) =>
+          found
+            ? ((algorithm === 'MD5' ? found.credentials.ha1Md5 : found.credentials.ha1Sha256) ?? undefined)
+            : undefined,
+      });
+    const { directory } = this.options;
+    let found = await directory.device(org.id, creds.username);
+    let verdict = check(found);
+    if (verdict === 'invalid' || !found) {
+      // Cached credentials may predate a password rotation by a few milliseconds: the database
+      // has the last word before a failure is counted. (A digest that did not match consumed
+      // no nonce count, so checking it again is no replay.)
+      const again = await directory.device(org.id, creds.username, true);
+      if (
+        again?.credentials.ha1Md5 !== found?.credentials.ha1Md5 ||
+        again?.credentials.ha1Sha256 !== found?.credentials.ha1Sha256
+      ) {
+        found = again;
+        verdict = check(found);
+      }
+    }
     if (verdict === 'stale') return this.challenge(org, proxy, true);
     if (verdict === 'invalid' || !found) {
       const blocked = guard.fail(source.address);

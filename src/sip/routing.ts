@@ -8,10 +8,10 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { DatabaseHandle } from '../db/database.js';
 import { CallRepository, type RoutableUser } from '../areas/calls/repository.js';
-import { NumberRepository } from '../areas/numbers/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
 import { expandNumber } from '../areas/organizations/service.js';
 import type { Endpoint, SipLogger } from './transport.js';
+import { SipDirectory } from './directory.js';
 
 /** A SIP trunk: calls that match no user or function number go there. */
 export interface TrunkConfig {
@@ -49,30 +49,42 @@ export class Router {
   constructor(
     private readonly database: DatabaseHandle,
     private readonly trunkFor: TrunkLookup = organizationTrunk,
+    private readonly directory: SipDirectory = new SipDirectory(database),
   ) {}
 
+  /**
+   * Where `dialledRaw` goes. Lookups come from the directory (in memory); a string that matches
+   * nothing there is looked up again in the database before it is answered `not-found`, so a
+   * user or number created a moment ago is never refused.
+   */
   async resolve(org: Organization, dialledRaw: string): Promise<Destination> {
     const dialled = dialledRaw.trim();
     if (dialled === '' || dialled.length > MAX_DIALLED) return { kind: 'not-found' };
-    const calls = new CallRepository(this.database.db);
-    const byId = await calls.userByUserId(org.id, dialled);
+    const found = await this.lookup(org, dialled, false);
+    return found.kind === 'not-found' ? this.lookup(org, dialled, true) : found;
+  }
+
+  private async lookup(org: Organization, dialled: string, fresh: boolean): Promise<Destination> {
+    const dir = this.directory;
+    const byId = await dir.user(org.id, 'userId', dialled, fresh);
     if (byId) return { kind: 'user', user: byId, dialled };
-    const byExtension = await calls.userByExtension(org.id, dialled);
+    const byExtension = await dir.user(org.id, 'extension', dialled, fresh);
     if (byExtension) return { kind: 'user', user: byExtension, dialled };
     if (!/^\+?[0-9*#()\s-]+$/.test(dialled)) return { kind: 'not-found' };
     const number = expandNumber(org.numberPlan, dialled);
-    const owner = await new NumberRepository(this.database.db).findOwner(number);
+    const owner = await dir.numberOwner(number, fresh);
     if (owner && owner.organizationId === org.id) {
       if (owner.userId !== null) {
-        const user = await calls.userById(org.id, owner.userId);
+        const user = await dir.user(org.id, 'id', owner.userId, fresh);
         if (user) return { kind: 'user', user, dialled: number };
       }
       if (owner.acdGroupId !== null) {
-        const ids = await calls.loggedInAgents(org.id, owner.acdGroupId);
+        // Agents log in and out all day: read every time.
+        const ids = await new CallRepository(this.database.db).loggedInAgents(org.id, owner.acdGroupId);
         if (ids.length === 0) return { kind: 'unavailable', reason: 'No Agent Logged In' };
         const agents: RoutableUser[] = [];
         for (const id of ids) {
-          const u = await calls.userById(org.id, id);
+          const u = await dir.user(org.id, 'id', id, fresh);
           if (u) agents.push(u);
         }
         return { kind: 'group', groupId: owner.acdGroupId, number, agents };
@@ -85,7 +97,7 @@ export class Router {
 
   /** A user of the organization by internal id (originate, move). */
   userById(org: Organization, id: number): Promise<RoutableUser | undefined> {
-    return new CallRepository(this.database.db).userById(org.id, id);
+    return this.directory.user(org.id, 'id', id);
   }
 }
 

@@ -23,6 +23,9 @@ import {
   type GuardOptions,
 } from './registrar.js';
 import { Router, TrunkDirectory, type TrunkConfig } from './routing.js';
+import { SipDirectory, type DirectoryChange } from './directory.js';
+import { EventHub } from '../events/hub.js';
+import { InProcessNotifier } from '../events/notifier.js';
 import { TransactionLayer, type ServerTransaction, type TimerConfig } from './transaction.js';
 import { SipTransportLayer, type Endpoint, type SipLogger, type TransportKind } from './transport.js';
 import { UserAgentCore } from './ua.js';
@@ -56,6 +59,12 @@ export interface SipServerOptions {
   noAnswerTimeoutMs?: number;
   /** The SIP trunk of an organization (default: its `sipTrunk` setting from the admin API). */
   trunkFor?: (org: Organization) => TrunkConfig | undefined;
+  /**
+   * Subscribes to every event of the log as this process reads it (the app's event hub:
+   * `(l) => app.events.hub.onAnyEvent(l)`), so the directory of devices, users and numbers that
+   * calls look up is emptied when they change. Without it the SIP server follows the log itself.
+   */
+  changes?: (listener: (events: readonly DirectoryChange[]) => void) => () => void;
   /**
    * How long organization settings (domain, number plan, SIP trunk) are cached before they are
    * read again (default 5 s: a change in the admin API takes effect within that).
@@ -118,8 +127,29 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
   const now = (): number => clock.now();
   const nonces = new NonceManager({ secret: options.secret ?? randomBytes(32), wallClock: () => Date.now() });
   const guard = new BruteForceGuard(() => Date.now(), logger, options.guard);
+  const directory = new SipDirectory(database);
+  // The log empties the directory when what it holds changes (see SipDirectory).
+  let unfollow: () => void;
+  if (options.changes) {
+    unfollow = options.changes((events) => directory.onEvents(events));
+  } else {
+    const notifier = new InProcessNotifier();
+    await notifier.start();
+    const hub = new EventHub({
+      db: database.db,
+      notifier,
+      pollIntervalMs: 1000,
+      onError: (err) => logger.error({ err }, 'SIP: following the event log failed'),
+    });
+    await hub.start();
+    const off = hub.onAnyEvent((events) => directory.onEvents(events));
+    unfollow = () => {
+      off();
+      void hub.stop().then(() => notifier.stop());
+    };
+  }
   const auth = new DeviceAuthenticator({
-    database,
+    directory,
     nonces,
     guard,
     logger,
@@ -146,7 +176,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     auth,
     organizations,
     store,
-    router: new Router(database, options.trunkFor),
+    router: new Router(database, options.trunkFor, directory),
     writer,
     clock: { now: () => Date.now(), setTimer: (ms, fn) => clock.setTimer(ms, fn) },
     logger,
@@ -207,6 +237,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     async close() {
       if (closed) return;
       closed = true;
+      unfollow();
       b2bua.close();
       registrar.close();
       // Let the BYEs leave before the sockets close.

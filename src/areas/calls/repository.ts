@@ -53,29 +53,46 @@ function toRecord(r: Selectable<CallRecordsTable>): CallRecord {
   };
 }
 
+/** 12 columns a row: well under SQLite's and PostgreSQL's bound-parameter limits. */
+const ROWS_PER_STATEMENT = 500;
+
+function recordRow(r: NewCallRecord) {
+  return {
+    organization_id: r.organizationId,
+    call_id: r.callId,
+    branch_id: r.branchId,
+    direction: r.direction,
+    user_id: r.userId,
+    local_number: r.localNumber,
+    remote_number: r.remoteNumber,
+    device_type: r.deviceType,
+    started_at: r.startedAt,
+    answered_at: r.answeredAt,
+    ended_at: r.endedAt,
+    termination_reason: r.terminationReason,
+  };
+}
+
 export class CallRepository {
   constructor(private readonly db: Kysely<DB>) {}
 
   async insertRecord(r: NewCallRecord): Promise<CallRecord> {
     const row = await this.db
       .insertInto('call_records')
-      .values({
-        organization_id: r.organizationId,
-        call_id: r.callId,
-        branch_id: r.branchId,
-        direction: r.direction,
-        user_id: r.userId,
-        local_number: r.localNumber,
-        remote_number: r.remoteNumber,
-        device_type: r.deviceType,
-        started_at: r.startedAt,
-        answered_at: r.answeredAt,
-        ended_at: r.endedAt,
-        termination_reason: r.terminationReason,
-      })
+      .values(recordRow(r))
       .returningAll()
       .executeTakeFirstOrThrow();
     return toRecord(row);
+  }
+
+  /** Writes many records in multi-row statements (the B2BUA's batched writer). */
+  async insertRecords(records: readonly NewCallRecord[]): Promise<void> {
+    for (let i = 0; i < records.length; i += ROWS_PER_STATEMENT) {
+      await this.db
+        .insertInto('call_records')
+        .values(records.slice(i, i + ROWS_PER_STATEMENT).map(recordRow))
+        .execute();
+    }
   }
 
   async recordsOfCall(organizationId: number, callId: string): Promise<CallRecord[]> {
