@@ -44,6 +44,13 @@ export interface SubscribeOptions {
   maxBatch?: number | undefined;
   /** A key for `closeByKey` (e.g. `ticket:42`). */
   key?: string | undefined;
+  /**
+   * An event at which the subscription ends: checked for every event of its organization after
+   * its start (before `filter`); when it returns a reason, the events before that one are still
+   * handed over, none after it, and the subscription then closes with that reason. Its `lastSeq`
+   * is the resume point, as for any close (e.g. `access-changed`: resume with the new visibility).
+   */
+  stopAt?: ((event: StoredEvent) => CloseReason | undefined) | undefined;
 }
 
 export interface Subscription {
@@ -67,6 +74,8 @@ export interface WaitOptions {
   /** Aborting answers an empty list at once (check `signal.aborted` to tell why). */
   signal?: AbortSignal | undefined;
   key?: string | undefined;
+  /** As for subscribe: the long-poll answers with the events before it (maybe none). */
+  stopAt?: SubscribeOptions['stopAt'];
 }
 
 export interface EventHubOptions {
@@ -94,6 +103,8 @@ class Sub implements Subscription {
   pumping = false;
   /** Settles when the backlog after `since` has been read (at once without `since`). */
   caughtUp: Promise<void> = Promise.resolve();
+  /** Set when `stopAt` matched: nothing after that event is accepted; closes once handed over. */
+  stopReason: CloseReason | null = null;
 
   constructor(
     readonly id: number,
@@ -111,8 +122,15 @@ class Sub implements Subscription {
   }
 
   accepts(event: StoredEvent): boolean {
-    if (event.seq <= this.position) return false;
+    if (this.stopReason !== null || event.seq <= this.position) return false;
     if (this.opts.organizationId !== null && event.organizationId !== this.opts.organizationId) return false;
+    if (this.opts.stopAt) {
+      const reason = this.opts.stopAt(event);
+      if (reason !== undefined) {
+        this.stopReason = reason;
+        return false;
+      }
+    }
     return this.opts.filter ? this.opts.filter(event) : true;
   }
 
@@ -181,6 +199,12 @@ export class EventHub {
   /** Pending long-polls. */
   get waiterCount(): number {
     return this.waiters;
+  }
+  /** Events queued for subscribers and not yet handed to them (slow readers; each bounded by maxQueue). */
+  get queuedEvents(): number {
+    let n = 0;
+    for (const set of this.subs.values()) for (const s of set) n += s.queue.length;
+    return n;
   }
 
   async start(): Promise<void> {
@@ -294,6 +318,7 @@ export class EventHub {
         since: opts.since,
         filter: opts.filter,
         key: opts.key,
+        stopAt: opts.stopAt,
         maxBatch: limit,
         maxQueue: Number.MAX_SAFE_INTEGER,
         onEvents: (events) => finish(events.slice(0, limit)),
@@ -372,6 +397,7 @@ export class EventHub {
           await sub.opts.onEvents(batch);
           sub.lastSeq = batch[batch.length - 1]!.seq;
         }
+        if (sub.stopReason !== null) return sub.close(sub.stopReason);
         if (rows.length < this.batchSize) {
           // Every event of this organization with seq <= `seen` was committed before the read.
           if (seen > sub.position) sub.position = seen;
@@ -421,15 +447,17 @@ export class EventHub {
       if (!sub.live || sub.closed) return;
       const matched = events.filter((e) => sub.accepts(e));
       if (last > sub.position) sub.position = last;
-      if (matched.length === 0) return;
+      if (matched.length === 0 && sub.stopReason === null) return;
       sub.queue.push(...matched);
+      // Handed over first: a reader that keeps up takes a burst larger than its limit at once
+      // (the pump is synchronous while onEvents returns nothing); what stays queued is what the
+      // reader has not taken, and past the limit it is closed.
+      this.pump(sub);
       const max = sub.opts.maxQueue ?? this.defaultMaxQueue;
-      if (sub.queue.length > max) {
+      if (!sub.closed && sub.queue.length > max) {
         this.slowConsumerCloses += 1;
         sub.close('slow-consumer');
-        return;
       }
-      this.pump(sub);
     };
     for (const sub of [...(this.subs.get(null) ?? [])]) deliver(sub, rows);
     for (const [org, events] of byOrg) {
@@ -470,6 +498,7 @@ export class EventHub {
         sub.lastSeq = last;
       }
       sub.pumping = false;
+      if (sub.stopReason !== null && !sub.closed) sub.close(sub.stopReason);
     } catch (err) {
       sub.pumping = false;
       this.failed(sub, err);
