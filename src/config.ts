@@ -35,6 +35,10 @@ export interface Config {
   /** Concurrent event streams and long-polls per ticket and per organization (429 beyond). */
   eventStreamsPerTicket: number;
   eventStreamsPerOrganization: number;
+  /** Interval of the SSE heartbeat comment, in milliseconds. */
+  eventHeartbeatMs: number;
+  /** Events queued for one slow SSE reader beyond which its stream is closed (it resumes losslessly). */
+  eventStreamMaxQueue: number;
   /** The SIP core (registrar + B2BUA), started with the HTTP server unless disabled. */
   sip: SipConfig;
 }
@@ -142,6 +146,8 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
   const eventRetentionCount = int('ONECLOUD_EVENT_RETENTION_COUNT', 1_000_000, 1000, 1_000_000_000);
   const eventStreamsPerTicket = int('ONECLOUD_EVENT_STREAMS_PER_TICKET', 5, 1, 10_000);
   const eventStreamsPerOrganization = int('ONECLOUD_EVENT_STREAMS_PER_ORGANIZATION', 2000, 1, 1_000_000);
+  const eventHeartbeatMs = int('ONECLOUD_EVENT_HEARTBEAT_SECONDS', 15, 1, 300) * 1000;
+  const eventStreamMaxQueue = int('ONECLOUD_EVENT_STREAM_MAX_QUEUE', 10_000, 100, 1_000_000);
 
   const sipEnabled = bool('ONECLOUD_SIP_ENABLED', true);
   // SIP binds UDP and TCP to an address: `localhost` (a fine HTTP host) is read as 127.0.0.1.
@@ -200,6 +206,8 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
     eventRetentionCount,
     eventStreamsPerTicket,
     eventStreamsPerOrganization,
+    eventHeartbeatMs,
+    eventStreamMaxQueue,
     sip,
     ...(secretKeyHex ? { secretKeyHex } : {}),
   };

@@ -245,7 +245,7 @@ export class EventRepository {
   async viewerGroups(
     organizationId: number,
     userId: number,
-  ): Promise<{ groupIds: number[]; supervisedGroupIds: number[] }> {
+  ): Promise<{ groupIds: number[]; supervisedGroupIds: number[]; supervisor: boolean }> {
     const agentOf = await this.db
       .selectFrom('acd_agents')
       .select('group_id')
@@ -270,6 +270,7 @@ export class EventRepository {
     return {
       groupIds: agentOf.map((r) => Number(r.group_id)).sort((a, b) => a - b),
       supervisedGroupIds: supervised.map((r) => Number(r.id)).sort((a, b) => a - b),
+      supervisor,
     };
   }
 }

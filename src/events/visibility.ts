@@ -101,5 +101,75 @@ export async function resolveUserViewer(
   watchedUserIds: readonly number[] = [],
 ): Promise<Viewer> {
   const g = await events.viewerGroups(organizationId, userId);
-  return { kind: 'user', organizationId, userId, ...g, watchedUserIds };
+  return {
+    kind: 'user',
+    organizationId,
+    userId,
+    groupIds: g.groupIds,
+    supervisedGroupIds: g.supervisedGroupIds,
+    watchedUserIds,
+  };
+}
+
+/** What a user viewer's visibility was resolved from, to tell which later changes alter it. */
+export interface AccessBasis {
+  /** Internal id (users.id). */
+  userId: number;
+  /** The user id in its domain (`alice`) and `alice@domain`, as change events name members. */
+  login: string;
+  address: string;
+  /** Member of a user group with the ACD_SUPERVISOR role. */
+  supervisor: boolean;
+  groupIds: readonly number[];
+  supervisedGroupIds: readonly number[];
+}
+
+const SUPERVISOR_ROLE = 'ACD_SUPERVISOR';
+
+function record(data: unknown): Record<string, unknown> {
+  return typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
+}
+
+/**
+ * Whether `event` may change what the user of `basis` sees (the ACD groups it is an agent of or
+ * supervises), so that an open stream resolved before it must end (`access-changed`) and be
+ * resumed with the new visibility. Conservative where the event cannot tell: user group events
+ * carry the group's new roles or members but not its old ones, so any user group change ends a
+ * supervisor's streams, and one that names the user or grants ACD_SUPERVISOR ends the user's.
+ *
+ * - `acd.agent.added` / `acd.agent.removed` about the user;
+ * - `acd.group.created` (a supervisor supervises every group), `acd.group.deleted` of a group it sees;
+ * - `usergroup.*` as above (a rename alone changes nothing).
+ */
+export function changesAccess(
+  event: Pick<StoredEvent, 'type' | 'userId' | 'groupId' | 'data'>,
+  basis: AccessBasis,
+): boolean {
+  switch (event.type) {
+    case 'acd.agent.added':
+    case 'acd.agent.removed':
+      return event.userId === basis.userId;
+    case 'acd.group.created':
+      return basis.supervisor;
+    case 'acd.group.deleted':
+      return (
+        event.groupId !== null &&
+        (basis.groupIds.includes(event.groupId) || basis.supervisedGroupIds.includes(event.groupId))
+      );
+    default:
+      break;
+  }
+  if (!event.type.startsWith('usergroup.')) return false;
+  const data = record(event.data);
+  const fields = Array.isArray(data.fields) ? (data.fields as unknown[]) : null;
+  if (event.type === 'usergroup.updated' && fields !== null && fields.every((f) => f === 'name'))
+    return false;
+  if (basis.supervisor) return true;
+  const roles = Array.isArray(data.roles) ? (data.roles as unknown[]) : [];
+  if (roles.includes(SUPERVISOR_ROLE)) return true;
+  const named = [
+    ...(Array.isArray(data.members) ? (data.members as unknown[]) : []),
+    ...(data.user !== undefined ? [data.user] : []),
+  ];
+  return named.some((m) => m === basis.login || m === basis.address);
 }
