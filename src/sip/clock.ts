@@ -13,12 +13,33 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): Timer;
 }
 
-/** The real clock: `setTimeout`, unref'd so pending SIP timers never keep a process alive. */
+/**
+ * The real clock: `setTimeout`, unref'd so pending SIP timers never keep a process alive.
+ *
+ * A timer that comes due runs only after the event loop has read the input waiting for it
+ * (`setImmediate`, after the poll phase): Node runs due timers before it reads sockets, so under
+ * load a retransmission timer would otherwise fire while the very response or ACK that stops it
+ * sits unread in the socket buffer, and every needless retransmission adds load (the collapse a
+ * B2BUA at its limit would otherwise go into).
+ */
 export const realClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
-    const handle = setTimeout(fn, ms);
+    let cancelled = false;
+    let immediate: NodeJS.Immediate | undefined;
+    const handle = setTimeout(() => {
+      immediate = setImmediate(() => {
+        if (!cancelled) fn();
+      });
+      immediate.unref();
+    }, ms);
     handle.unref();
-    return { cancel: () => clearTimeout(handle) };
+    return {
+      cancel: () => {
+        cancelled = true;
+        clearTimeout(handle);
+        if (immediate) clearImmediate(immediate);
+      },
+    };
   },
 };

@@ -188,6 +188,10 @@ export class NonceManager {
   }
 
   private issuedAt(nonce: string): number | undefined {
+    // A nonce already counted was verified then: its HMAC need not be computed again (a digest
+    // checks the nonce two or three times).
+    const counted = this.counts.get(nonce);
+    if (counted) return counted.issuedAt;
     if (!/^[A-Za-z0-9_-]{43}$/.test(nonce)) return undefined;
     const raw = Buffer.from(nonce, 'base64url');
     if (raw.length !== 32) return undefined;
@@ -203,8 +207,9 @@ export class NonceManager {
   acceptCount(nonce: string, nc: number): boolean {
     const seen = this.counts.get(nonce);
     if (seen && nc <= seen.nc) return false;
+    const issuedAt = seen ? seen.issuedAt : (this.issuedAt(nonce) ?? 0);
     if (seen) this.counts.delete(nonce); // re-insert: most recently used last
-    this.counts.set(nonce, { nc, issuedAt: this.issuedAt(nonce) ?? 0 });
+    this.counts.set(nonce, { nc, issuedAt });
     this.prune();
     return true;
   }

@@ -163,13 +163,18 @@ function parseUnchecked(buf: Buffer, limits: SipLimits): SipMessage {
  * single-valued ones appear once (RFC 4475 §3.3.8), Via / From / To / CSeq / Contact / Route parse,
  * the CSeq method matches the request method (RFC 4475 §3.1.2.17), Max-Forwards is 0–255.
  */
+const REQUIRED_KEYS = ['Via', 'From', 'To', 'Call-ID', 'CSeq'].map((n) => [n, headerKey(n)] as const);
+const SINGLE_KEYS = new Map(SINGLE_HEADERS.map((n) => [headerKey(n), n]));
+
 function validate(msg: SipMessage): void {
-  for (const name of ['Via', 'From', 'To', 'Call-ID', 'CSeq']) {
-    if (!hasHeader(msg, name)) throw bad(`missing ${name}`);
+  // One pass over the headers for presence and single-valued ones.
+  const counts = new Map<string, number>();
+  for (const h of msg.headers) {
+    const key = headerKey(h.name);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  for (const name of SINGLE_HEADERS) {
-    if (getHeaders(msg, name).length > 1) throw bad(`more than one ${name}`);
-  }
+  for (const [name, key] of REQUIRED_KEYS) if (!counts.has(key)) throw bad(`missing ${name}`);
+  for (const [key, name] of SINGLE_KEYS) if ((counts.get(key) ?? 0) > 1) throw bad(`more than one ${name}`);
   getVias(msg);
   getFrom(msg);
   getTo(msg);

@@ -251,11 +251,13 @@ export class DeviceAuthenticator {
 
   challenge(org: Organization, proxy: boolean, stale = false): AuthOutcome {
     const name = proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate';
+    // One nonce for every algorithm offered: the client answers one challenge.
+    const nonce = this.options.nonces.issue();
     const headers = this.algorithms.map((algorithm) => ({
       name,
       value: formatChallenge({
         realm: org.domain,
-        nonce: this.options.nonces.issue(),
+        nonce,
         algorithm,
         ...(stale ? { stale: true } : {}),
       }),

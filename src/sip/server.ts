@@ -23,7 +23,7 @@ import {
   type GuardOptions,
 } from './registrar.js';
 import { Router, TrunkDirectory, type TrunkConfig } from './routing.js';
-import { SipDirectory, type DirectoryChange } from './directory.js';
+import { SipDirectory, type DirectoryChange, type DirectoryStats } from './directory.js';
 import { EventHub } from '../events/hub.js';
 import { InProcessNotifier } from '../events/notifier.js';
 import { TransactionLayer, type ServerTransaction, type TimerConfig } from './transaction.js';
@@ -89,6 +89,8 @@ export interface SipServer {
     activeCalls: number;
     bindings: number;
     transactions: { clients: number; servers: number };
+    /** The in-memory directory of devices, users and numbers (see SipDirectory). */
+    directory: DirectoryStats;
   };
   /** Ends calls, stops timers, closes the sockets, writes what is queued. */
   close(): Promise<void>;
@@ -231,7 +233,12 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     registrationState: (organizationId, userId) => registrar.stateOfUser(organizationId, userId),
     flush: () => writer.flush(),
     get stats() {
-      return { activeCalls: b2bua.activeCalls, bindings: store.size, transactions: layer.size };
+      return {
+        activeCalls: b2bua.activeCalls,
+        bindings: store.size,
+        transactions: layer.size,
+        directory: { ...directory.stats, size: directory.size },
+      };
     },
     sweepRegistrations: (at) => registrar.sweep(at),
     async close() {

@@ -534,7 +534,12 @@ export class SipTransportLayer {
 
   /** Sends a message to an endpoint (for TCP: over an open connection to it when there is one). */
   send(message: SipMessage, dest: Endpoint): Promise<void> {
-    return this.transport(dest.transport).send(serialize(message), dest);
+    return this.sendBytes(serialize(message), dest);
+  }
+
+  /** Sends an already serialized message. */
+  sendBytes(data: Buffer, dest: Endpoint): Promise<void> {
+    return this.transport(dest.transport).send(data, dest);
   }
 
   /**

@@ -124,8 +124,11 @@ export class UserAgentCore {
   /** Sends a message outside any transaction. Never throws. */
   send(msg: SipRequest | SipResponse, dest: Endpoint): void {
     try {
-      serialize(msg); // a TypeError here is ours: surface it in the log, not as a rejection
-      this.transport.send(msg, dest).catch((err: unknown) => this.logger.debug({ err }, 'SIP: send failed'));
+      // A TypeError from serialize is ours: surface it in the log, not as a rejection.
+      const data = serialize(msg);
+      this.transport
+        .sendBytes(data, dest)
+        .catch((err: unknown) => this.logger.debug({ err }, 'SIP: send failed'));
     } catch (err) {
       this.logger.error({ err }, 'SIP: could not serialize a message');
     }
