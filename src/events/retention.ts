@@ -15,6 +15,8 @@ export interface RetentionOptions {
   intervalMs?: number;
   now?: () => number;
   onError?: (err: Error) => void;
+  /** Called after each batch's transaction commits (observability, tests). */
+  onBatch?: (batch: { deleted: number; through: number | null }) => void;
 }
 
 export const DEFAULT_RETENTION = {
@@ -33,8 +35,8 @@ export interface PruneReport {
 
 /**
  * Prunes the event log by age and by count, oldest first, in small batches: each batch is one
- * short transaction (delete up to `batchSize` rows, move `pruned_through`), so writers and readers
- * never wait behind a long delete. A reader whose `since` falls below `pruned_through` gets an
+ * short transaction (delete up to `batchSize` rows, move `pruned_through`), and the run yields to
+ * the event loop between batches, so writers and readers never wait behind more than one batch. A reader whose `since` falls below `pruned_through` gets an
  * explicit gap (EventGapError), never a silent jump.
  */
 export class EventRetention {
@@ -86,10 +88,16 @@ export class EventRetention {
     let deleted = 0;
     if (through >= 0) {
       for (let i = 0; i < maxBatches; i += 1) {
+        if (i > 0) {
+          // Yield between batches: writers queued behind this one (SQLite has one connection)
+          // commit before the next batch, so none waits longer than one small batch.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
         const r = await this.db
           .transaction()
           .execute((trx) => new EventRepository(trx).pruneThrough(through, batch));
         deleted += r.deleted;
+        this.options.onBatch?.(r);
         if (r.deleted < batch) break;
       }
     }

@@ -247,3 +247,76 @@ forEachDialect('event retention', (t) => {
     await hub.stop();
   });
 });
+
+forEachDialect('event retention and writers', (t) => {
+  test('pruning a large log runs in bounded batches and yields: writers committing meanwhile wait for at most one batch', async () => {
+    const { db } = t.handle;
+    const org = await newOrg(db, 'prune');
+    const BATCH = 100;
+    await appendEvents(db, 5000, (i) => ({ organizationId: org.id, type: 'test.old', time: 1_000 + i }));
+    const batches: number[] = [];
+    const retention = new EventRetention(db, {
+      maxAgeMs: 60_000,
+      maxCount: null,
+      batchSize: BATCH,
+      maxBatchesPerRun: 1000,
+      onBatch: (b) => batches.push(b.deleted),
+    });
+    let pruning = true;
+    const writes: { startedAt: number; committedAt: number }[] = [];
+    const writer = (async () => {
+      // A steady writer: one event per turn of the event loop, as requests arrive.
+      while (pruning) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const startedAt = batches.length;
+        await db
+          .transaction()
+          .execute((trx) =>
+            new EventRepository(trx).appendMany([{ organizationId: org.id, type: 'test.live' }]),
+          );
+        writes.push({ startedAt, committedAt: batches.length });
+      }
+    })();
+    const report = await retention.runOnce();
+    pruning = false;
+    await writer;
+    assert.equal(report.deleted, 5000);
+    assert.ok(
+      batches.every((n) => n <= BATCH),
+      'no batch deletes more than the batch size',
+    );
+    assert.ok(batches.length >= 5000 / BATCH, `${batches.length} batches`);
+    const during = writes.filter((w) => w.committedAt < batches.length);
+    assert.ok(
+      during.length >= 10,
+      `writers committed while pruning ran (${during.length} of ${writes.length})`,
+    );
+    if (t.dialect === 'sqlite') {
+      // One connection: a writer queues behind at most the batch in progress.
+      const waited = Math.max(...writes.map((w) => w.committedAt - w.startedAt));
+      assert.ok(waited <= 1, `a writer waited for ${waited} batches`);
+    } else {
+      // PostgreSQL: a batch holds nothing a writer needs; one commits while a batch is still open.
+      await appendEvents(db, 500, (i) => ({ organizationId: org.id, type: 'test.old', time: 2_000 + i }));
+      let releaseBatch!: () => void;
+      const held = new Promise<void>((r) => (releaseBatch = r));
+      let batchRan!: () => void;
+      const ran = new Promise<void>((r) => (batchRan = r));
+      const open = db.transaction().execute(async (trx) => {
+        const r = await new EventRepository(trx).pruneThrough(Number.MAX_SAFE_INTEGER, BATCH);
+        batchRan();
+        await held;
+        return r;
+      });
+      await ran;
+      const written = await db
+        .transaction()
+        .execute((trx) =>
+          new EventRepository(trx).appendMany([{ organizationId: org.id, type: 'test.live' }]),
+        );
+      assert.equal(written.length, 1, 'the writer committed while the batch was open');
+      releaseBatch();
+      assert.equal((await open).deleted, BATCH);
+    }
+  });
+});
