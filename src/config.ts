@@ -39,6 +39,8 @@ export interface Config {
   eventHeartbeatMs: number;
   /** Events queued for one slow SSE reader beyond which its stream is closed (it resumes losslessly). */
   eventStreamMaxQueue: number;
+  /** Whether CRM webhooks may target loopback, private and link-local addresses (tests, labs). */
+  webhookAllowPrivate: boolean;
   /** The SIP core (registrar + B2BUA), started with the HTTP server unless disabled. */
   sip: SipConfig;
 }
@@ -148,6 +150,7 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
   const eventStreamsPerOrganization = int('ONECLOUD_EVENT_STREAMS_PER_ORGANIZATION', 2000, 1, 1_000_000);
   const eventHeartbeatMs = int('ONECLOUD_EVENT_HEARTBEAT_SECONDS', 15, 1, 300) * 1000;
   const eventStreamMaxQueue = int('ONECLOUD_EVENT_STREAM_MAX_QUEUE', 10_000, 100, 1_000_000);
+  const webhookAllowPrivate = bool('ONECLOUD_WEBHOOK_ALLOW_PRIVATE', false);
 
   const sipEnabled = bool('ONECLOUD_SIP_ENABLED', true);
   // SIP binds UDP and TCP to an address: `localhost` (a fine HTTP host) is read as 127.0.0.1.
@@ -208,6 +211,7 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
     eventStreamsPerOrganization,
     eventHeartbeatMs,
     eventStreamMaxQueue,
+    webhookAllowPrivate,
     sip,
     ...(secretKeyHex ? { secretKeyHex } : {}),
   };

@@ -86,6 +86,7 @@ export class EventChannel {
     this.webhooks = new WebhookDispatcher({
       db: database.db,
       serverKey: config.secretKey,
+      allowPrivateTargets: config.webhookAllowPrivate,
       onError,
     });
   }

@@ -80,6 +80,19 @@ export class EventRepository {
     return rows.map(toEvent);
   }
 
+  /** Whether the organization has an event of `type` at or after `since` (time). */
+  async hasEvent(organizationId: number, type: string, since: number): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('events')
+      .select('seq')
+      .where('organization_id', '=', organizationId)
+      .where('type', '=', type)
+      .where('time', '>=', since)
+      .limit(1)
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
   /** The oldest retained seq (of one organization, or overall), null when the log is empty. */
   async oldestSeq(organizationId?: number): Promise<number | null> {
     let q = this.db.selectFrom('events').select((eb) => eb.fn.min('seq').as('seq'));

@@ -1,4 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Kysely } from 'kysely';
 import {
   WebhookRepository,
@@ -11,6 +13,7 @@ import type { DB } from '../db/schema.js';
 import { decryptSecret } from '../security/tokens.js';
 import type { EventHub } from './hub.js';
 import { EventRepository, type StoredEvent } from './repository.js';
+import { hostOf, isPrivateAddress, PrivateTargetError, publicOnlyLookup } from './webhook-target.js';
 
 /** The call events a CRM webhook can carry (produced by the telephony core). */
 export const WEBHOOK_EVENT_TYPES = ['call.early', 'call.confirmed', 'call.terminated'] as const;
@@ -25,10 +28,14 @@ export const WEBHOOK_CURSOR = 'webhooks';
  * and the 10 allowed span about 2 h 45 min. A webhook is disabled after 10 consecutive failed
  * attempts (any delivery; a success resets the count): with one delivery in flight per webhook,
  * that is when its oldest delivery has used all its attempts, i.e. ~2 h 45 min of failures.
+ * While a webhook is disabled its call events are still queued, in order, up to `maxHeld` open
+ * deliveries (10,000); past that they are dropped and a `webhook.queue_full` event and audit
+ * entry say from which seq. `enable` sends the held ones, oldest first.
  */
 export const WEBHOOK_DEFAULTS = {
   maxAttempts: 10,
   disableAfterFailures: 10,
+  maxHeld: 10_000,
   baseDelayMs: 30_000,
   maxDelayMs: 3_600_000,
   jitter: 0.25,
@@ -38,18 +45,27 @@ export const WEBHOOK_DEFAULTS = {
   batchSize: 500,
 } as const;
 
-/** One element of the POSTed JSON array (the real CRM connector's shape). */
+/**
+ * One element of the POSTed JSON array: the real CRM connector's shape (spec §5), e.g.
+ * `{"seq_num":3,"call_id":"tvNAazZl…","branch_id":"L1FI…","timestamp":"2021-09-30T10:36:26.018+00:00",
+ * "state":"TERMINATED","termination-reason":"HANGUP","direction":"INCOMING",
+ * "local_user_id":"setera.test@seteratesting.fi","local_number":"+3589…","device_type":"SOFT","remote_number":"+35840…"}`;
+ * `termination-reason` only in TERMINATED, as the real connector sends it.
+ */
 export interface CrmCallState {
   seq_num: number;
   call_id: string | null;
   branch_id: string | null;
-  /** ISO 8601, UTC. */
+  /** ISO 8601 with the UTC offset, `2021-09-30T10:36:19.315+00:00`. */
   timestamp: string;
   state: 'EARLY' | 'CONFIRMED' | 'TERMINATED';
-  'termination-reason': string | null;
+  'termination-reason'?: string | null;
+  /** `INCOMING` or `OUTGOING`, from the user's point of view. */
   direction: string | null;
+  /** `user@domain`. */
   local_user_id: string | null;
   local_number: string | null;
+  /** `DESK`, `SOFT` or `MOBILE`. */
   device_type: string | null;
   remote_number: string | null;
 }
@@ -60,31 +76,89 @@ const STATES: Record<WebhookEventType, CrmCallState['state']> = {
   'call.terminated': 'TERMINATED',
 };
 
+/**
+ * The telephony core's termination reasons (src/sip/b2bua.ts `TerminationReason`) as the CRM
+ * connector names them: a hang-up by either side is `HANGUP` (the value the real connector
+ * documents); the others keep their meaning in upper case. Unknown reasons pass upper-cased.
+ */
+export const CRM_TERMINATION_REASONS: Readonly<Record<string, string>> = {
+  local_hangup: 'HANGUP',
+  remote_hangup: 'HANGUP',
+  hangup_command: 'HANGUP',
+  cancelled: 'CANCELLED',
+  busy: 'BUSY',
+  no_answer: 'NO_ANSWER',
+  declined: 'DECLINED',
+  unavailable: 'UNAVAILABLE',
+  not_found: 'NOT_FOUND',
+  failed: 'FAILED',
+  transferred: 'TRANSFERRED',
+  transfer_failed: 'FAILED',
+  shutdown: 'SHUTDOWN',
+};
+
+/** Device kinds (DESKPHONE, SOFTPHONE, MOBILE) as the CRM connector names them (`SOFT` is documented). */
+export const CRM_DEVICE_TYPES: Readonly<Record<string, string>> = {
+  DESKPHONE: 'DESK',
+  SOFTPHONE: 'SOFT',
+  MOBILE: 'MOBILE',
+};
+
+/** Call directions: the core writes INCOMING/OUTGOING; other spellings are normalized. */
+const DIRECTIONS: Readonly<Record<string, string>> = {
+  incoming: 'INCOMING',
+  inbound: 'INCOMING',
+  in: 'INCOMING',
+  outgoing: 'OUTGOING',
+  outbound: 'OUTGOING',
+  out: 'OUTGOING',
+};
+
 function str(data: Record<string, unknown>, key: string): string | null {
   const v = data[key];
   if (v === undefined || v === null) return null;
   return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : null;
 }
 
-/** Maps a call event to the CRM shape; null for any other event. */
-export function toCrmCallState(event: StoredEvent): CrmCallState | null {
+/** `2021-09-30T10:36:19.315+00:00` */
+function crmTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/Z$/, '+00:00');
+}
+
+/**
+ * Maps a call event, as the telephony core writes it, to the CRM shape; null for any other
+ * event and for a leg without a user of the organization (the real connector sends only users'
+ * calls, nothing for function numbers or trunks). `domain`: the organization's, for
+ * `local_user_id` (`alice` → `alice@domain`).
+ */
+export function toCrmCallState(event: StoredEvent, domain: string): CrmCallState | null {
   const state = STATES[event.type as WebhookEventType] as CrmCallState['state'] | undefined;
   if (!state) return null;
   const data = (typeof event.data === 'object' && event.data !== null ? event.data : {}) as Record<
     string,
     unknown
   >;
+  const user = str(data, 'local_user_id');
+  if (user === null) return null;
+  const direction = str(data, 'direction');
+  const device = str(data, 'device_type');
+  const reason = str(data, 'termination_reason');
   return {
     seq_num: event.seq,
     call_id: str(data, 'call_id'),
     branch_id: str(data, 'branch_id'),
-    timestamp: new Date(event.time).toISOString(),
+    timestamp: crmTime(event.time),
     state,
-    'termination-reason': state === 'TERMINATED' ? str(data, 'termination_reason') : null,
-    direction: str(data, 'direction'),
-    local_user_id: str(data, 'local_user_id'),
+    ...(state === 'TERMINATED'
+      ? {
+          'termination-reason':
+            reason === null ? null : (CRM_TERMINATION_REASONS[reason] ?? reason.toUpperCase()),
+        }
+      : {}),
+    direction: direction === null ? null : (DIRECTIONS[direction.toLowerCase()] ?? direction.toUpperCase()),
+    local_user_id: user.includes('@') ? user : `${user}@${domain}`,
     local_number: str(data, 'local_number'),
-    device_type: str(data, 'device_type'),
+    device_type: device === null ? null : (CRM_DEVICE_TYPES[device] ?? device),
     remote_number: str(data, 'remote_number'),
   };
 }
@@ -119,12 +193,15 @@ export interface WebhookDispatcherOptions {
   db: Kysely<DB>;
   /** The server key the secrets are encrypted with. */
   serverKey: Buffer;
-  fetch?: typeof fetch;
+  /** Deliver to loopback, private and link-local addresses too (default false: refused). */
+  allowPrivateTargets?: boolean;
   clock?: WebhookClock;
   /** 0 ≤ random() < 1, for jitter. */
   random?: () => number;
   maxAttempts?: number;
   disableAfterFailures?: number;
+  /** Open deliveries kept for a disabled webhook; later events are dropped (default 10,000). */
+  maxHeld?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
   jitter?: number;
@@ -138,6 +215,8 @@ export interface WebhookDispatcherOptions {
 
 export interface TickReport {
   enqueued: number;
+  /** Events not queued because a disabled webhook's queue was full. */
+  dropped: number;
   attempted: number;
   delivered: number;
   failed: number;
@@ -148,8 +227,9 @@ export interface TickReport {
  * Sends the organizations' call events to their CRM webhooks.
  *
  * - **Queue**: `tick()` reads call events after the dispatcher's persisted cursor and writes one
- *   `webhook_deliveries` row per (enabled webhook, event of its types), then moves the cursor, in
- *   one transaction; so a restart neither loses nor re-queues (unique (webhook, event)).
+ *   `webhook_deliveries` row per (webhook, event of its types), then moves the cursor, in one
+ *   transaction; so a restart neither loses nor re-queues (unique (webhook, event)). A disabled
+ *   webhook's deliveries are queued too and held until it is enabled, up to `maxHeld`.
  * - **Order**: per webhook, only the oldest open delivery is attempted; the next one waits until
  *   it is delivered or dead. Different webhooks proceed in parallel.
  * - **Retries**: failed attempts (non-2xx, network error, timeout) are rescheduled with
@@ -158,9 +238,10 @@ export interface TickReport {
  *   audit entry and a `webhook.disabled` event (recordChange); `enable` resumes its queue.
  * - **Restart**: everything is in the database; a delivery interrupted mid-send is leased for
  *   `leaseMs` and sent again afterwards (at least once: receivers dedupe by X-OneCloud-Delivery).
+ * - **Targets**: unless `allowPrivateTargets`, a URL whose host is or resolves to a loopback,
+ *   private or link-local address fails its attempt (src/events/webhook-target.ts).
  */
 export class WebhookDispatcher {
-  private readonly fetchFn: typeof fetch;
   private readonly clock: WebhookClock;
   private readonly random: () => number;
   private readonly cfg: Required<
@@ -168,6 +249,7 @@ export class WebhookDispatcher {
       WebhookDispatcherOptions,
       | 'maxAttempts'
       | 'disableAfterFailures'
+      | 'maxHeld'
       | 'baseDelayMs'
       | 'maxDelayMs'
       | 'jitter'
@@ -183,12 +265,12 @@ export class WebhookDispatcher {
   private again = false;
 
   constructor(private readonly options: WebhookDispatcherOptions) {
-    this.fetchFn = options.fetch ?? fetch;
     this.clock = options.clock ?? { now: () => Date.now() };
     this.random = options.random ?? Math.random;
     this.cfg = {
       maxAttempts: options.maxAttempts ?? WEBHOOK_DEFAULTS.maxAttempts,
       disableAfterFailures: options.disableAfterFailures ?? WEBHOOK_DEFAULTS.disableAfterFailures,
+      maxHeld: options.maxHeld ?? WEBHOOK_DEFAULTS.maxHeld,
       baseDelayMs: options.baseDelayMs ?? WEBHOOK_DEFAULTS.baseDelayMs,
       maxDelayMs: options.maxDelayMs ?? WEBHOOK_DEFAULTS.maxDelayMs,
       jitter: options.jitter ?? WEBHOOK_DEFAULTS.jitter,
@@ -238,12 +320,20 @@ export class WebhookDispatcher {
       return this.running;
     }
     const run = async (): Promise<TickReport> => {
-      const total: TickReport = { enqueued: 0, attempted: 0, delivered: 0, failed: 0, disabled: 0 };
+      const total: TickReport = {
+        enqueued: 0,
+        dropped: 0,
+        attempted: 0,
+        delivered: 0,
+        failed: 0,
+        disabled: 0,
+      };
       do {
         this.again = false;
         for (;;) {
           const n = await this.enqueue();
           total.enqueued += n.enqueued;
+          total.dropped += n.dropped;
           if (!n.more) break;
         }
         const r = await this.deliverDue();
@@ -260,7 +350,7 @@ export class WebhookDispatcher {
     return this.running;
   }
 
-  private async enqueue(): Promise<{ enqueued: number; more: boolean }> {
+  private async enqueue(): Promise<{ enqueued: number; dropped: number; more: boolean }> {
     const now = this.clock.now();
     return this.options.db.transaction().execute(async (trx) => {
       const events = new EventRepository(trx);
@@ -274,18 +364,20 @@ export class WebhookDispatcher {
       });
       const more = rows.length === this.cfg.batchSize;
       const next = more ? rows[rows.length - 1]!.seq : Math.max(top, rows[rows.length - 1]?.seq ?? 0);
-      if (rows.length === 0 && next <= cursor) return { enqueued: 0, more: false };
+      if (rows.length === 0 && next <= cursor) return { enqueued: 0, dropped: 0, more: false };
       const repo = new WebhookRepository(trx);
-      const byOrg = new Map<number, Webhook>();
-      for (const w of await repo.listEnabled()) byOrg.set(w.organizationId, w);
-      const deliveries: NewDelivery[] = [];
+      const byOrg = new Map<number, Webhook & { domain: string }>();
+      if (rows.length > 0) for (const w of await repo.listAll()) byOrg.set(w.organizationId, w);
+      const perHook = new Map<number, NewDelivery[]>();
       for (const e of rows) {
         if (e.organizationId === null) continue;
         const w = byOrg.get(e.organizationId);
         if (!w || !w.eventTypes.includes(e.type)) continue;
-        const state = toCrmCallState(e);
+        const state = toCrmCallState(e, w.domain);
         if (!state) continue;
-        deliveries.push({
+        let list = perHook.get(w.id);
+        if (!list) perHook.set(w.id, (list = []));
+        list.push({
           webhookId: w.id,
           organizationId: e.organizationId,
           eventSeq: e.seq,
@@ -293,13 +385,52 @@ export class WebhookDispatcher {
           payload: JSON.stringify([state]),
         });
       }
+      const deliveries: NewDelivery[] = [];
+      let dropped = 0;
+      for (const [id, list] of perHook) {
+        const w = [...byOrg.values()].find((h) => h.id === id)!;
+        if (w.enabled) {
+          deliveries.push(...list);
+          continue;
+        }
+        // Disabled: held for `enable`, up to maxHeld open deliveries; the rest are dropped.
+        const open = await repo.countOpen(w.id);
+        const room = Math.max(0, this.cfg.maxHeld - open);
+        deliveries.push(...list.slice(0, room));
+        const over = list.slice(room);
+        if (over.length === 0) continue;
+        dropped += over.length;
+        // Recorded once per disabled period: the first drop since the webhook was disabled.
+        if (!(await events.hasEvent(w.organizationId, 'webhook.queue_full', w.disabledAt ?? 0))) {
+          const data = {
+            webhookId: w.id,
+            url: w.url,
+            held: this.cfg.maxHeld,
+            firstDroppedSeq: over[0]!.eventSeq,
+            reason: `the webhook is disabled and ${this.cfg.maxHeld} deliveries are waiting; later call events are not queued until it is enabled`,
+          };
+          await recordChange(
+            trx,
+            {
+              organizationId: w.organizationId,
+              actor: 'system',
+              action: 'webhook.queue_full',
+              entity: 'webhook',
+              entityId: w.id,
+              data,
+              event: { type: 'webhook.queue_full', data },
+            },
+            now,
+          );
+        }
+      }
       const enqueued = await repo.enqueue(deliveries, now);
       await events.advancePosition(WEBHOOK_CURSOR, next);
-      return { enqueued, more };
+      return { enqueued, dropped, more };
     });
   }
 
-  private async deliverDue(): Promise<Omit<TickReport, 'enqueued'>> {
+  private async deliverDue(): Promise<Omit<TickReport, 'enqueued' | 'dropped'>> {
     const repo = new WebhookRepository(this.options.db);
     const hooks = await repo.listEnabled();
     const reports = await Promise.all(hooks.map((w) => this.deliverFor(w)));
@@ -315,7 +446,7 @@ export class WebhookDispatcher {
   }
 
   /** Sends a webhook's due deliveries in order; stops at the first failure (it waits its turn). */
-  private async deliverFor(webhook: Webhook): Promise<Omit<TickReport, 'enqueued'>> {
+  private async deliverFor(webhook: Webhook): Promise<Omit<TickReport, 'enqueued' | 'dropped'>> {
     const repo = new WebhookRepository(this.options.db);
     const r = { attempted: 0, delivered: 0, failed: 0, disabled: 0 };
     let secret: string;
@@ -391,27 +522,57 @@ export class WebhookDispatcher {
   ): Promise<{ ok: true; statusCode: number } | { ok: false; statusCode: number | null; error: string }> {
     const t = Math.floor(this.clock.now() / 1000);
     try {
-      const res = await this.fetchFn(webhook.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'OneCloud-Webhooks/1',
-          'x-onecloud-signature': signWebhook(secret, d.payload, t),
-          'x-onecloud-delivery': String(d.id),
-          'x-onecloud-event': d.eventType,
-          'x-onecloud-attempt': String(d.attempts + 1),
-        },
-        body: d.payload,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.cfg.requestTimeoutMs),
+      const status = await this.post(webhook.url, d.payload, {
+        'content-type': 'application/json',
+        'user-agent': 'OneCloud-Webhooks/1',
+        'x-onecloud-signature': signWebhook(secret, d.payload, t),
+        'x-onecloud-delivery': String(d.id),
+        'x-onecloud-event': d.eventType,
+        'x-onecloud-attempt': String(d.attempts + 1),
       });
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status >= 200 && res.status < 300) return { ok: true, statusCode: res.status };
-      return { ok: false, statusCode: res.status, error: `HTTP ${res.status}` };
+      if (status >= 200 && status < 300) return { ok: true, statusCode: status };
+      return { ok: false, statusCode: status, error: `HTTP ${status}` };
     } catch (err) {
-      const e = err as { name?: string; message?: string; cause?: { code?: string } };
-      const detail = e.name === 'TimeoutError' ? 'timeout' : (e.cause?.code ?? e.message ?? String(err));
-      return { ok: false, statusCode: null, error: `network: ${detail}` };
+      if (err instanceof PrivateTargetError)
+        return { ok: false, statusCode: null, error: `refused: ${err.message}` };
+      const e = err as { code?: string; message?: string };
+      return { ok: false, statusCode: null, error: `network: ${e.code ?? e.message ?? String(err)}` };
     }
+  }
+
+  /**
+   * One POST; resolves with the status (redirects are not followed: a 3xx is a failure). Unless
+   * private targets are allowed, an IP literal is checked here and a name on the connection's
+   * own lookup, so the address connected to is the one checked.
+   */
+  private post(target: string, body: string, headers: Record<string, string>): Promise<number> {
+    const url = new URL(target);
+    const host = hostOf(url);
+    if (!this.options.allowPrivateTargets && isPrivateAddress(host))
+      return Promise.reject(new PrivateTargetError(host, host));
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<number>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+          ...(this.options.allowPrivateTargets ? {} : { lookup: publicOnlyLookup }),
+        },
+        (res: IncomingMessage) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', reject);
+        },
+      );
+      const timer = setTimeout(
+        () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })),
+        this.cfg.requestTimeoutMs,
+      );
+      timer.unref();
+      req.on('close', () => clearTimeout(timer));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 }

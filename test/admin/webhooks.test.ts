@@ -11,6 +11,8 @@ import { forEachDialect } from '../db/helpers.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { seedOrg, systemTicket, type SeededOrg } from '../helpers/fixtures.js';
 import { recordChange } from '../../src/db/changes.js';
+import { EventRepository } from '../../src/events/repository.js';
+import { announceEvents } from '../../src/events/local.js';
 import { verifyWebhookSignature } from '../../src/events/webhook-dispatcher.js';
 import { admin, type ErrorAnswer, type Page, type Rec, type Ticket } from './helpers.js';
 
@@ -68,7 +70,8 @@ forEachDialect('admin API: CRM webhooks', (ctx) => {
   let sys: Ticket;
   let receiver: Awaited<ReturnType<typeof crm>>;
   before(async () => {
-    t = await startTestApp({ database: ctx.handle, url: ctx.url });
+    // The CRM receiver runs on loopback: private targets allowed (a test below checks the default).
+    t = await startTestApp({ database: ctx.handle, url: ctx.url, config: { webhookAllowPrivate: true } });
     o = await seedOrg(ctx.handle, t.config, [{ userId: 'alice' }]);
     sys = await systemTicket(ctx.handle, t.config, ['ADMIN_WEBHOOKS']);
     receiver = await crm();
@@ -78,6 +81,30 @@ forEachDialect('admin API: CRM webhooks', (ctx) => {
     await receiver.close();
   });
   const path = (suffix = '') => `/api/admin/webhooks/${o.domain}${suffix}`;
+
+  test('by default (ONECLOUD_WEBHOOK_ALLOW_PRIVATE unset) a loopback, private or link-local URL is 400 on url', async () => {
+    const strict = await startTestApp({ database: ctx.handle, url: ctx.url });
+    try {
+      assert.equal(strict.config.webhookAllowPrivate, false);
+      for (const url of [
+        receiver.url,
+        'http://10.0.0.8/crm',
+        'http://169.254.169.254/',
+        'http://localhost:8080/x',
+      ]) {
+        const res = await admin<ErrorAnswer>(strict, sys, 'PUT', path(), { url });
+        assert.equal(res.status, 400, `${url}: ${res.body}`);
+        assert.deepEqual(
+          (res.json.errors ?? []).map((e) => e.field),
+          ['url'],
+        );
+        assert.match(res.body, /ONECLOUD_WEBHOOK_ALLOW_PRIVATE/);
+      }
+      assert.equal((await admin(strict, sys, 'GET', path())).status, 404, 'nothing was configured');
+    } finally {
+      await strict.close();
+    }
+  });
 
   test('no webhook yet is 404; bad input is 400 naming every field; another scope is 403', async () => {
     assert.equal((await admin(t, sys, 'GET', path())).status, 404);
@@ -134,14 +161,19 @@ forEachDialect('admin API: CRM webhooks', (ctx) => {
         event: {
           type: 'call.early',
           userId: o.users.alice!.id,
+          // As src/sip/b2bua.ts writes it.
           data: {
             call_id: 'call-1',
-            branch_id: 'call-1-b',
-            direction: 'outbound',
+            branch_id: 'call-1.1',
+            direction: 'OUTGOING',
             local_user_id: 'alice',
             local_number: '+46812345',
             device_type: 'SOFTPHONE',
             remote_number: '+46700000',
+            termination_reason: null,
+            held: false,
+            device_id: null,
+            timestamps: { started: Date.now(), answered: null, ended: null, event: Date.now() },
           },
         },
       }),
@@ -152,7 +184,10 @@ forEachDialect('admin API: CRM webhooks', (ctx) => {
     assert.equal(states.length, 1);
     assert.equal(states[0]!.seq_num, event!.seq);
     assert.equal(states[0]!.state, 'EARLY');
-    assert.equal(states[0]!.local_user_id, 'alice');
+    assert.equal(states[0]!.local_user_id, `alice@${o.domain}`);
+    assert.equal(states[0]!.direction, 'OUTGOING');
+    assert.equal(states[0]!.device_type, 'SOFT');
+    assert.ok(!('termination-reason' in states[0]!), 'only a TERMINATED state has a termination-reason');
 
     // The log says delivered once the dispatcher has read the receiver's answer.
     let entry: Rec | undefined;
@@ -198,5 +233,61 @@ forEachDialect('admin API: CRM webhooks', (ctx) => {
     assert.equal(del.status, 200);
     assert.equal((await admin(t, sys, 'GET', path())).status, 404);
     assert.equal((await admin<Page>(t, sys, 'GET', path('/deliveries'))).json.items.length, 0);
+  });
+
+  test('a disabled webhook holds the call states and sends them in order after POST .../enable', async () => {
+    const put = await admin<Rec>(t, sys, 'PUT', path(), { url: receiver.url, enabled: false });
+    assert.equal(put.status, 200, put.body);
+    assert.equal(put.json.enabled, false);
+    const at = Date.now();
+    const leg = (reason: string | null) => ({
+      call_id: 'call-2',
+      branch_id: 'call-2.2',
+      direction: 'INCOMING',
+      local_user_id: 'alice',
+      local_number: '+46812345',
+      device_type: 'DESKPHONE',
+      remote_number: '+46700001',
+      termination_reason: reason,
+      held: false,
+      device_id: null,
+      timestamps: { started: at, answered: null, ended: null, event: at },
+    });
+    const seqs: number[] = [];
+    for (const [type, reason] of [
+      ['call.early', null],
+      ['call.confirmed', null],
+      ['call.terminated', 'remote_hangup'],
+    ] as const) {
+      const [e] = await ctx.handle.db
+        .transaction()
+        .execute((trx) =>
+          new EventRepository(trx).appendMany([
+            { organizationId: o.org.id, type, userId: o.users.alice!.id, data: leg(reason) },
+          ]),
+        );
+      seqs.push(e!.seq);
+    }
+    announceEvents(seqs[2]!);
+    // Queued while disabled, not sent.
+    let pending: Rec[] = [];
+    for (let i = 0; i < 400 && pending.length < 3; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 25));
+      pending = (await admin<Page>(t, sys, 'GET', path('/deliveries?status=pending'))).json.items;
+    }
+    assert.deepEqual(pending.map((d) => d.eventSeq).reverse(), seqs);
+    const enabled = await admin<Rec>(t, sys, 'POST', path('/enable'));
+    assert.equal(enabled.status, 200, enabled.body);
+    assert.equal(enabled.json.enabled, true);
+    const hits = [await receiver.next(), await receiver.next(), await receiver.next()];
+    const states = hits.map((h) => (JSON.parse(h.body) as Rec[])[0]!);
+    assert.deepEqual(
+      states.map((x) => [x.seq_num, x.state, x['termination-reason'] ?? null, x.direction, x.device_type]),
+      [
+        [seqs[0], 'EARLY', null, 'INCOMING', 'DESK'],
+        [seqs[1], 'CONFIRMED', null, 'INCOMING', 'DESK'],
+        [seqs[2], 'TERMINATED', 'HANGUP', 'INCOMING', 'DESK'],
+      ],
+    );
   });
 });

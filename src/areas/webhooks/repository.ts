@@ -100,6 +100,29 @@ export class WebhookRepository {
     return r ? toWebhook(r) : undefined;
   }
 
+  /** Every webhook, enabled or not, with its organization's domain (the dispatcher's queue). */
+  async listAll(): Promise<(Webhook & { domain: string })[]> {
+    const rows = await this.db
+      .selectFrom('webhooks')
+      .innerJoin('organizations', 'organizations.id', 'webhooks.organization_id')
+      .selectAll('webhooks')
+      .select('organizations.domain as domain')
+      .orderBy('webhooks.id')
+      .execute();
+    return rows.map((r) => ({ ...toWebhook(r), domain: r.domain }));
+  }
+
+  /** Deliveries of a webhook not yet delivered or given up. */
+  async countOpen(webhookId: number): Promise<number> {
+    const r = await this.db
+      .selectFrom('webhook_deliveries')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('webhook_id', '=', webhookId)
+      .where('status', 'in', OPEN)
+      .executeTakeFirst();
+    return Number(r?.n ?? 0);
+  }
+
   async listEnabled(): Promise<Webhook[]> {
     const rows = await this.db
       .selectFrom('webhooks')

@@ -94,8 +94,16 @@ export async function webhookAdminRoutes(app: FastifyInstance, { deps }: { deps:
       schema: {
         summary: 'Create or replace the CRM webhook of an organization',
         description:
-          'Each call state (EARLY, CONFIRMED, TERMINATED) of the organization’s users’ calls is POSTed to `url` as a JSON array, ' +
-          'signed `X-OneCloud-Signature: t={unix},v1={hex HMAC-SHA256(secret, t + "." + body)}`, retried with backoff. ' +
+          'Each call state (EARLY, CONFIRMED, TERMINATED) of the organization’s users’ calls is POSTed to `url` as a JSON array ' +
+          '`[{"seq_num","call_id","branch_id","timestamp","state","termination-reason","direction","local_user_id","local_number","device_type","remote_number"}]` ' +
+          '(`termination-reason` in TERMINATED only: HANGUP, BUSY, NO_ANSWER, CANCELLED, DECLINED, UNAVAILABLE, NOT_FOUND, FAILED, TRANSFERRED, SHUTDOWN; ' +
+          '`direction` INCOMING or OUTGOING; `local_user_id` user@domain; `device_type` DESK, SOFT or MOBILE), ' +
+          'signed `X-OneCloud-Signature: t={unix},v1={hex HMAC-SHA256(secret, t + "." + body)}`, with `X-OneCloud-Delivery` (the delivery id, the same on every attempt). ' +
+          'A delivery is attempted up to 10 times with exponential backoff and jitter (30 s doubling to 1 h: at least 8 attempts over more than an hour); ' +
+          'after 10 consecutive failed attempts the webhook is disabled (audit entry and `webhook.disabled` event). ' +
+          'While disabled, its call events are still queued, up to 10,000 waiting deliveries (later ones are dropped, with a `webhook.queue_full` event), ' +
+          'and sent in order after `POST .../enable`. `enabled: false` pauses it the same way. ' +
+          '`url` must not point at a loopback, private or link-local address unless the server sets ONECLOUD_WEBHOOK_ALLOW_PRIVATE=true (400 on `url`; a name resolving to one fails at delivery). ' +
           'A secret the server generates is in the answer this once.',
         tags,
         params: DomainParams,
@@ -111,6 +119,7 @@ export async function webhookAdminRoutes(app: FastifyInstance, { deps }: { deps:
         actorOf(request.principal),
         orgOf(request).domain,
         request.body as Static<typeof WebhookInputSchema>,
+        { allowPrivateTargets: deps.config.webhookAllowPrivate },
       );
       return { ...webhook, ...(secret !== undefined ? { secret } : {}) };
     },
@@ -138,9 +147,10 @@ export async function webhookAdminRoutes(app: FastifyInstance, { deps }: { deps:
     '/api/admin/webhooks/:domain/enable',
     {
       schema: {
-        summary: 'Re-enable a webhook that was disabled after consecutive failures',
+        summary: 'Re-enable a webhook (disabled after 10 consecutive failures, or by configuration)',
         description:
-          'Deliveries that were waiting become due at once; a webhook that is enabled stays as it is.',
+          'The deliveries held while it was disabled (up to 10,000; call events past that were dropped) become due at once and are sent oldest first. ' +
+          'The webhook is disabled again after 10 consecutive failed attempts. A webhook that is enabled stays as it is.',
         tags,
         params: DomainParams,
         response: { 200: WebhookSchema, ...errorResponses },

@@ -4,6 +4,7 @@ import { recordChange } from '../../db/changes.js';
 import type { Page } from '../../db/common.js';
 import { NotFoundError, ValidationError, type FieldProblem } from '../../errors.js';
 import { WEBHOOK_EVENT_TYPES } from '../../events/webhook-dispatcher.js';
+import { privateTargetProblem } from '../../events/webhook-target.js';
 import { encryptSecret } from '../../security/tokens.js';
 import type { Actor } from '../common/actor.js';
 import { requireOrganization } from '../organizations/service.js';
@@ -94,7 +95,7 @@ export function viewDelivery(d: WebhookDelivery): DeliveryView {
   };
 }
 
-function validate(input: WebhookInput): FieldProblem[] {
+function validate(input: WebhookInput, allowPrivateTargets: boolean): FieldProblem[] {
   const problems: FieldProblem[] = [];
   let url: URL | null = null;
   try {
@@ -109,6 +110,10 @@ function validate(input: WebhookInput): FieldProblem[] {
     problems.push({ field: 'url', message: 'must use https (or http)' });
   if (url && (url.username || url.password))
     problems.push({ field: 'url', message: 'must not carry credentials; the signature authenticates' });
+  if (url && !allowPrivateTargets && (url.protocol === 'https:' || url.protocol === 'http:')) {
+    const problem = privateTargetProblem(url);
+    if (problem) problems.push({ field: 'url', message: problem });
+  }
   if (input.url.length > 2048) problems.push({ field: 'url', message: 'must be at most 2048 characters' });
   if (input.secret !== undefined && (input.secret.length < 16 || input.secret.length > 256))
     problems.push({ field: 'secret', message: 'must be 16 to 256 characters' });
@@ -131,6 +136,8 @@ function validate(input: WebhookInput): FieldProblem[] {
 /**
  * Creates or replaces the organization's CRM webhook. Returns the view and, when the server
  * generated or rotated the secret, that secret (shown once; stored encrypted with the server key).
+ * Unless `allowPrivateTargets` (ONECLOUD_WEBHOOK_ALLOW_PRIVATE), a URL naming a loopback,
+ * private or link-local address is refused (400 on `url`); names are checked at each delivery.
  */
 export async function configureWebhook(
   database: DatabaseHandle,
@@ -138,8 +145,9 @@ export async function configureWebhook(
   actor: Actor,
   domain: string,
   input: WebhookInput,
+  options: { allowPrivateTargets?: boolean } = {},
 ): Promise<{ webhook: WebhookView; secret?: string }> {
-  const problems = validate(input);
+  const problems = validate(input, options.allowPrivateTargets === true);
   if (problems.length > 0) throw new ValidationError(problems);
   const org = await requireOrganization(database, domain);
   return database.db.transaction().execute(async (trx) => {
