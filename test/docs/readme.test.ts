@@ -106,3 +106,16 @@ forEachDialect('README admin API examples', (ctx) => {
     }
   });
 });
+
+test('every environment variable the configuration reads is documented in the README', () => {
+  const config = readFileSync('src/config.ts', 'utf8');
+  const readme = readFileSync('README.md', 'utf8');
+  const names = [...new Set([...config.matchAll(/\b(ONECLOUD_[A-Z0-9_]*[A-Z0-9])\b/g)].map((m) => m[1]!))];
+  assert.ok(names.length >= 20, `found ${names.length} variables`);
+  const documented = (name: string) =>
+    readme.includes(`\`${name}\``) ||
+    // `ONECLOUD_SIP_T1_MS` / `_T2_MS` style rows name the variants by their suffix
+    readme.includes(`\`_${name.split('_').slice(-2).join('_')}\``);
+  const missing = names.filter((n) => !documented(n));
+  assert.deepEqual(missing, [], 'add these to the README configuration table');
+});
