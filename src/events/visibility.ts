@@ -32,7 +32,6 @@ export const LINE_STATE_TYPES: readonly string[] = [
   'call.',
   'linestate.',
   'availability.',
-  'user.availability',
   'device.registered',
   'device.unregistered',
 ];

@@ -36,7 +36,7 @@ test('visibility rule: self, agent groups, supervised groups, watched line state
   assert.ok(isVisible(ev({ groupId: 200, userId: 11, type: 'agent.login' }), alice), 'supervised');
   assert.ok(!isVisible(ev({ groupId: 300 }), alice));
   assert.ok(isVisible(ev({ userId: 12, type: 'call.early' }), alice), 'watched line state');
-  assert.ok(isVisible(ev({ userId: 12, type: 'user.availability' }), alice));
+  assert.ok(isVisible(ev({ userId: 12, type: 'availability.changed' }), alice));
   assert.ok(!isVisible(ev({ userId: 12, type: 'ticket.created' }), alice), 'watched, not line state');
   const sys: Viewer = { kind: 'system', organizations: [1, 3] };
   assert.ok(isVisible(ev({ organizationId: 3 }), sys));

@@ -7,6 +7,7 @@ import type { StoredEvent } from '../../events/repository.js';
 import { eventFilter } from '../../events/visibility.js';
 import { EventGapError, type CloseReason } from '../../events/hub.js';
 import { describeWithdrawal, type WithdrawReason } from '../../events/channel.js';
+import { eventTable } from '../../events/catalog.js';
 
 export const EventSchema = Type.Object({
   seq: Type.Integer(),
@@ -16,7 +17,13 @@ export const EventSchema = Type.Object({
 });
 
 const EventsQuery = Type.Object({
-  since: Type.Optional(Type.Integer({ minimum: 0, description: 'Return events after this seq' })),
+  since: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: 'Return events after this seq',
+    }),
+  ),
   types: Type.Optional(
     Type.String({
       pattern: '^[a-z0-9_.*-]+(,[a-z0-9_.*-]+)*$',
@@ -65,7 +72,9 @@ export async function eventRoutes(app: FastifyInstance, _opts: { deps: AppDeps }
           '`access-changed` (the groups you see changed), `slow-consumer` (read too slowly), `gap`; reconnect with `Last-Event-ID` and nothing is lost. ' +
           'A long-poll answers at once with the events before such a change; a revoked or expired ticket answers 401. ' +
           'A `since` older than the retained log is 409 with `oldestSeq`: resync, then resume. ' +
-          'Concurrent streams and long-polls are limited per ticket and per organization (429 with Retry-After).',
+          'Concurrent streams and long-polls are limited per ticket and per organization (429 with Retry-After).\n\n' +
+          'Event types (`about` decides who sees one: a user its own, agents and supervisors their groups, system tickets everything of their organizations):\n\n' +
+          eventTable(),
         tags: ['EVENT_CHANNEL'],
         params: DomainUserParams,
         querystring: EventsQuery,
