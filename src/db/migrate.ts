@@ -19,6 +19,24 @@ export async function migrateToLatest(
   handle: Pick<DatabaseHandle, 'db' | 'helpers'>,
   log?: (line: string) => void,
 ): Promise<MigrateReport> {
+  return migrate(handle, (m) => m.migrateToLatest(), log);
+}
+
+/** Brings the schema to the version of migration `name` (up or down): for tests of a migration. */
+export async function migrateTo(
+  handle: Pick<DatabaseHandle, 'db' | 'helpers'>,
+  name: string,
+  log?: (line: string) => void,
+): Promise<MigrateReport> {
+  if (!Object.hasOwn(migrations, name)) throw new Error(`no migration ${name}`);
+  return migrate(handle, (m) => m.migrateTo(name), log);
+}
+
+async function migrate(
+  handle: Pick<DatabaseHandle, 'db' | 'helpers'>,
+  run: (migrator: Migrator) => ReturnType<Migrator['migrateToLatest']>,
+  log?: (line: string) => void,
+): Promise<MigrateReport> {
   const db = handle.db as unknown as Kysely<unknown>;
   const schema = await handle.helpers.migrationSchema(db);
   const migrator = new Migrator({
@@ -26,7 +44,7 @@ export async function migrateToLatest(
     provider,
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await run(migrator);
   const applied: string[] = [];
   for (const r of results ?? []) {
     if (r.status === 'Success') {

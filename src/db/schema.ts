@@ -107,7 +107,6 @@ export interface AcdGroupsTable {
   type: AcdGroupType;
   distribution_type: string;
   night_mode: BoolColumn;
-  number: string | null;
   queue_timeout_seconds: number;
   overflow_destination: string | null;
   allow_using_function_number: BoolColumn;

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { createDatabase, redactUrl } from '../../src/db/database.js';
-import { knownMigrations, migrateToLatest } from '../../src/db/migrate.js';
+import { knownMigrations, migrateTo, migrateToLatest } from '../../src/db/migrate.js';
 import { DIALECTS, openTestDatabase, PG_SKIP_MESSAGE, PG_URL } from './helpers.js';
 
 const TABLES = [
@@ -110,3 +110,72 @@ test(
     await assert.rejects(createDatabase(v.toString()), /create the database|password|does not exist/);
   },
 );
+
+for (const dialect of DIALECTS) {
+  const skip = dialect === 'postgres' && !PG_URL ? PG_SKIP_MESSAGE : false;
+
+  test(
+    `[${dialect}] 0006: a group keeps one function number, the database holds that rule`,
+    { skip },
+    async () => {
+      const tdb = await openTestDatabase(dialect, { migrate: false });
+      try {
+        await migrateTo(tdb.handle, '0005_sip_trunk');
+        const db = tdb.handle.db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+        const now = Date.now();
+        const org = await db
+          .insertInto('organizations')
+          .values({ domain: 'm6.example', name: 'M6', number_plan: '[]', created_at: now, updated_at: now })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        const group = await db
+          .insertInto('acd_groups')
+          .values({
+            organization_id: org.id,
+            name: 'Q',
+            number: '+4681000002',
+            created_at: now,
+            updated_at: now,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        for (const number of ['+4681000002', '+4681000001', '+4681000003'])
+          await db
+            .insertInto('numbers')
+            .values({ number, organization_id: org.id, acd_group_id: group.id, created_at: now })
+            .execute();
+
+        assert.deepEqual((await migrateToLatest(tdb.handle)).applied, ['0006_group_numbers']);
+        const owned = await db
+          .selectFrom('numbers')
+          .select(['number', 'acd_group_id'])
+          .orderBy('number')
+          .execute();
+        assert.deepEqual(
+          owned.map((n) => [n.number, n.acd_group_id === null ? null : Number(n.acd_group_id)]),
+          [
+            ['+4681000001', Number(group.id)],
+            ['+4681000002', null],
+            ['+4681000003', null],
+          ],
+          'the lowest stays the group’s, the others are released but stay the organization’s',
+        );
+        await assert.rejects(
+          db
+            .updateTable('numbers')
+            .set({ acd_group_id: group.id })
+            .where('number', '=', '+4681000002')
+            .execute(),
+          'a second number for the group is refused by the database',
+        );
+        const schema = await tdb.handle.helpers.migrationSchema(tdb.handle.db);
+        const columns = (await tdb.handle.db.introspection.getTables()).find(
+          (t) => t.name === 'acd_groups' && (schema === undefined || t.schema === schema),
+        );
+        assert.ok(columns && !columns.columns.some((c) => c.name === 'number'), 'acd_groups.number is gone');
+      } finally {
+        await tdb.cleanup();
+      }
+    },
+  );
+}

@@ -17,8 +17,7 @@ export interface AcdGroup {
   /**
    * The group's function number: read from the numbers table (the number whose `acd_group_id` is
    * this group), the one source of truth that inbound routing uses too. Set it through
-   * `setNumberOwner` (src/areas/numbers/service.ts). The `acd_groups.number` column is no
-   * longer read or written.
+   * `setNumberOwner` (src/areas/numbers/service.ts); at most one (migration 0006).
    */
   number: string | null;
   queueTimeoutSeconds: number;
@@ -115,7 +114,6 @@ export class AcdRepository {
         type: input.type ?? 'ACD',
         distribution_type: input.distributionType ?? 'RING_ALL',
         night_mode: input.nightMode ?? false,
-        number: null,
         queue_timeout_seconds: input.queueTimeoutSeconds ?? 0,
         overflow_destination: input.overflowDestination ?? null,
         allow_using_function_number: input.allowUsingFunctionNumber ?? false,
