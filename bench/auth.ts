@@ -11,12 +11,12 @@ import { addSoftphone, seedOrg, userToken } from '../test/helpers/fixtures.js';
 import { createLogger } from '../src/http/logging.js';
 import { buildApp } from '../src/app.js';
 import { DeviceRepository } from '../src/areas/devices/repository.js';
-import { load, row } from './load.js';
+import { compare, ratio, row } from './load.js';
 import { Type } from 'typebox';
 import { DomainUserParams } from '../src/http/schemas.js';
 import { DeviceShortSchema } from '../src/areas/devices/schemas.js';
 
-const seconds = Number(process.argv[2] ?? 5);
+const seconds = Number(process.argv[2] ?? 4);
 
 const base = await startTestApp();
 await base.app.close();
@@ -66,20 +66,23 @@ const headers = { authorization: `Bearer ${token}` };
 const check = await fetch(authed, { headers });
 if (check.status !== 200) throw new Error(`shortlist answered ${check.status}: ${await check.text()}`);
 
+const rounds = 3;
 console.log(
-  `Authentication: ${seconds} s per run, 10 connections, SQLite, loopback, load from a separate process`,
+  `Authentication: ${rounds} interleaved rounds of ${seconds} s per contender, 10 connections, SQLite, loopback, load from a separate process (medians)`,
 );
-await load(authed, { seconds: 1, headers });
-await load(`${fullUrl}/api/bench/shortlist/${o.domain}/alice`, { seconds: 1 });
-await load(`${bareUrl}/api/bench/shortlist/${o.domain}/alice`, { seconds: 1 });
-const a = await load(authed, { seconds, headers });
-const n = await load(`${fullUrl}/api/bench/shortlist/${o.domain}/alice`, { seconds });
-const b = await load(`${bareUrl}/api/bench/shortlist/${o.domain}/alice`, { seconds });
-console.log(row('shortlist, Bearer ticket (full stack)', a));
-console.log(row('same handler, no authentication (full stack)', n));
-console.log(row('same handler, bare Fastify (baseline)', b));
-console.log(`ratio authenticated/unauthenticated: ${(a.requestsPerSecond / n.requestsPerSecond).toFixed(2)}`);
-console.log(`ratio authenticated/bare:            ${(a.requestsPerSecond / b.requestsPerSecond).toFixed(2)}`);
+const [a, n, b] = await compare(
+  [
+    { name: 'authed', url: authed, headers },
+    { name: 'open', url: `${fullUrl}/api/bench/shortlist/${o.domain}/alice` },
+    { name: 'bare', url: `${bareUrl}/api/bench/shortlist/${o.domain}/alice` },
+  ],
+  { rounds, seconds },
+);
+console.log(row('shortlist, Bearer ticket (full stack)', a!.median));
+console.log(row('same handler, no authentication (full stack)', n!.median));
+console.log(row('same handler, bare Fastify (baseline)', b!.median));
+console.log(`ratio authenticated/unauthenticated: ${ratio(a!, n!)}`);
+console.log(`ratio authenticated/bare:            ${ratio(a!, b!)}`);
 await full.close();
 await bare.close();
 await base.database.close();

@@ -9,9 +9,9 @@ import { createWriteStream } from 'node:fs';
 import { startTestApp } from '../test/helpers/app.js';
 import { createLogger } from '../src/http/logging.js';
 import { buildApp } from '../src/app.js';
-import { load, row } from './load.js';
+import { compare, ratio, row } from './load.js';
 
-const seconds = Number(process.argv[2] ?? 5);
+const seconds = Number(process.argv[2] ?? 4);
 const Reply = Type.Object({ id: Type.Integer(), name: Type.String(), tags: Type.Array(Type.String()) });
 const handler = async () => ({ id: 42, name: 'bench', tags: ['a', 'b', 'c'] });
 
@@ -37,20 +37,23 @@ const full = await buildApp({
 });
 const fullUrl = await full.listen({ host: '127.0.0.1', port: 0 });
 
+const rounds = 3;
 console.log(
-  `HTTP platform layer: ${seconds} s per run, 10 connections, loopback, load from a separate process`,
+  `HTTP platform layer: ${rounds} interleaved rounds of ${seconds} s per contender, 10 connections, loopback, load from a separate process (medians)`,
 );
-const warm = { seconds: 1 };
-await load(`${bareUrl}/api/bench/item`, warm);
-await load(`${fullUrl}/api/bench/item`, warm);
-const b = await load(`${bareUrl}/api/bench/item`, { seconds });
-const f = await load(`${fullUrl}/api/bench/item`, { seconds, headers: { accept: 'application/json' } });
-const x = await load(`${fullUrl}/api/bench/item`, { seconds, headers: { accept: 'application/xml' } });
-console.log(row('bare Fastify (baseline)', b));
-console.log(row('full stack, JSON', f));
-console.log(row('full stack, XML', x));
-console.log(`ratio full/bare (JSON): ${(f.requestsPerSecond / b.requestsPerSecond).toFixed(2)}`);
-console.log(`ratio full/bare (XML):  ${(x.requestsPerSecond / b.requestsPerSecond).toFixed(2)}`);
+const [b, f, x] = await compare(
+  [
+    { name: 'bare', url: `${bareUrl}/api/bench/item` },
+    { name: 'json', url: `${fullUrl}/api/bench/item`, headers: { accept: 'application/json' } },
+    { name: 'xml', url: `${fullUrl}/api/bench/item`, headers: { accept: 'application/xml' } },
+  ],
+  { rounds, seconds },
+);
+console.log(row('bare Fastify (baseline)', b!.median));
+console.log(row('full stack, JSON', f!.median));
+console.log(row('full stack, XML', x!.median));
+console.log(`ratio full/bare (JSON): ${ratio(f!, b!)}`);
+console.log(`ratio full/bare (XML):  ${ratio(x!, b!)}`);
 await bare.close();
 await full.close();
 await base.database.close();

@@ -55,3 +55,44 @@ export function load(
 export function row(name: string, r: LoadResult): string {
   return `${name.padEnd(44)} ${r.requestsPerSecond.toFixed(0).padStart(8)} req/s   p50 ${String(r.latencyP50).padStart(3)} ms   p99 ${String(r.latencyP99).padStart(3)} ms   non-2xx ${r.non2xx}   errors ${r.errors}`;
 }
+
+export interface Contender {
+  name: string;
+  url: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Loads each contender in turn, `rounds` times over (a, b, c, a, b, c, ...), so that the machine's
+ * drift falls on all of them alike; returns each one's median round (by req/s) and every round's
+ * figures. On a shared, noisy machine a ratio of medians of interleaved runs holds where one run
+ * after another does not.
+ */
+export async function compare(
+  contenders: Contender[],
+  opts: { rounds?: number; seconds?: number } = {},
+): Promise<{ median: LoadResult; rounds: LoadResult[] }[]> {
+  const rounds = opts.rounds ?? 3;
+  const results: LoadResult[][] = contenders.map(() => []);
+  for (const c of contenders) await load(c.url, { seconds: 1, ...(c.headers ? { headers: c.headers } : {}) });
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, c] of contenders.entries()) {
+      results[i]!.push(
+        await load(c.url, { seconds: opts.seconds ?? 5, ...(c.headers ? { headers: c.headers } : {}) }),
+      );
+    }
+  }
+  return results.map((rs) => {
+    const sorted = [...rs].sort((x, y) => x.requestsPerSecond - y.requestsPerSecond);
+    return { median: sorted[Math.floor(sorted.length / 2)]!, rounds: rs };
+  });
+}
+
+/** The ratio of two medians, with the range of the per-round ratios. */
+export function ratio(
+  a: { median: LoadResult; rounds: LoadResult[] },
+  b: { median: LoadResult; rounds: LoadResult[] },
+): string {
+  const per = a.rounds.map((r, i) => r.requestsPerSecond / b.rounds[i]!.requestsPerSecond);
+  return `${(a.median.requestsPerSecond / b.median.requestsPerSecond).toFixed(2)} (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`;
+}

@@ -49,22 +49,54 @@ interface RawReqLike {
   headers?: Record<string, unknown>;
 }
 
+/** Field names whose values never reach a log line, wherever they are in a logged object. */
+const SECRET_FIELDS = new Set([
+  'password',
+  'secret',
+  'token',
+  'signingsecret',
+  'authorization',
+  'cookie',
+  'x-csrf-token',
+  'sippassword',
+]);
+const MAX_DEPTH = 4;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * `obj` with the value of every secret field (by name, any case, in plain objects up to a few
+ * levels deep) replaced by `[redacted]`; the same object when there is nothing to hide (the usual
+ * case costs a walk over its keys, no copy). Objects that are not plain (a request, an Error) are
+ * left to their serializers.
+ */
+export function scrubSecrets<T>(obj: T, depth = 0): T {
+  if (!isPlainObject(obj) || depth > MAX_DEPTH) return obj;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(obj)) {
+    const value = obj[key];
+    let next: unknown = value;
+    if (SECRET_FIELDS.has(key.toLowerCase())) next = value === undefined ? value : '[redacted]';
+    else if (value !== null && typeof value === 'object') next = scrubSecrets(value, depth + 1);
+    if (next !== value) {
+      copy ??= { ...obj };
+      copy[key] = next;
+    }
+  }
+  return (copy ?? obj) as T;
+}
+
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
-      redact: {
-        paths: [
-          'req.headers.authorization',
-          'req.headers.cookie',
-          'req.headers["x-csrf-token"]',
-          '*.password',
-          '*.secret',
-          '*.token',
-          '*.signingSecret',
-        ],
-        censor: '[redacted]',
-      },
+      // Secrets are scrubbed from every line by field name: cheaper than path-based redaction,
+      // which costs more per request line than the rest of logging it.
+      formatters: { log: (obj) => scrubSecrets(obj) },
       serializers: {
         req(req: RawReqLike) {
           return {

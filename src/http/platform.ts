@@ -72,7 +72,8 @@ export function nextLogToken(): string {
 export function platformServerOptions(logger: Logger, opts: PlatformOptions): FastifyServerOptions {
   return {
     loggerInstance: logger,
-    logController: new LogController({ requestIdLogLabel: 'logToken' }),
+    // One line per request, written by the platform's onResponse hook (not two by Fastify).
+    logController: new LogController({ requestIdLogLabel: 'logToken', disableRequestLogging: true }),
     genReqId: nextLogToken,
     requestIdHeader: false,
     rewriteUrl,
@@ -172,6 +173,15 @@ export const platform = fp<PlatformOptions>(
         ),
         undefined,
       );
+    });
+
+    // --- The request log: one line per request, with its log token ---------------------------
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.info(
+        { req: request.raw, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime },
+        'request completed',
+      );
+      done();
     });
 
     // --- Negotiation ----------------------------------------------------------------------

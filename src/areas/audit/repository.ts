@@ -65,6 +65,25 @@ export class AuditRepository {
     return toEntry(r);
   }
 
+  /** Several entries in one statement, in order (bulk changes). */
+  async appendMany(entries: readonly NewAuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.db
+      .insertInto('audit_log')
+      .values(
+        entries.map((entry) => ({
+          organization_id: entry.organizationId,
+          actor: entry.actor,
+          action: entry.action,
+          entity: entry.entity,
+          entity_id: entry.entityId,
+          data: toJson(entry.data ?? {}),
+          at: entry.at ?? Date.now(),
+        })),
+      )
+      .execute();
+  }
+
   /** Entries of an organization (null: installation-wide ones), oldest first; `from`/`to` in ms inclusive/exclusive. */
   async list(organizationId: number | null, query: AuditQuery = {}): Promise<Page<AuditEntry>> {
     const limit = pageLimit(query.limit);

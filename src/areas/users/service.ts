@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../../db/database.js';
 import type { DB } from '../../db/schema.js';
-import { recordChange } from '../../db/changes.js';
+import { recordChange, recordChanges, type Change } from '../../db/changes.js';
 import { AppError, NotFoundError, ValidationError, type FieldProblem } from '../../errors.js';
 import { assertValid, MAX_PROBLEMS } from '../../http/validation.js';
 import { hashPassword } from '../../security/passwords.js';
@@ -539,10 +539,10 @@ async function insertRowsIn(
         );
     }
   }
-  const now = Date.now();
-  for (let i = 0; i < users.length; i++) {
-    await recordUserCreatedAt(trx, actor, organization, users[i]!, rows[i]!.groups ?? [], now);
-  }
+  await recordChanges(
+    trx,
+    users.map((user, i) => userCreatedChange(actor, organization, user, rows[i]!.groups ?? [])),
+  );
   return users;
 }
 
@@ -596,33 +596,23 @@ export async function importUserRows(
   return rows.length;
 }
 
-async function recordUserCreatedAt(
-  trx: Kysely<DB>,
-  actor: Actor,
-  org: Organization,
-  user: User,
-  groups: number[],
-  now: number,
-) {
+/** The audit row and event of a user created in bulk. */
+function userCreatedChange(actor: Actor, org: Organization, user: User, groups: number[]): Change {
   const summary = {
     userId: user.userId,
     role: user.role,
     bulk: true,
     ...(groups.length > 0 ? { groups } : {}),
   };
-  await recordChange(
-    trx,
-    {
-      organizationId: org.id,
-      actor,
-      action: 'user.created',
-      entity: 'user',
-      entityId: fullId(user, org),
-      data: summary,
-      event: { type: 'user.created', userId: user.id, data: { id: fullId(user, org), ...summary } },
-    },
-    now,
-  );
+  return {
+    organizationId: org.id,
+    actor,
+    action: 'user.created',
+    entity: 'user',
+    entityId: fullId(user, org),
+    data: summary,
+    event: { type: 'user.created', userId: user.id, data: { id: fullId(user, org), ...summary } },
+  };
 }
 
 function assertValidShape(input: unknown, prefix: string): { users: unknown[] } {
