@@ -208,6 +208,8 @@ interface Step {
   caller: SippStats;
   callee?: SippStats;
   note: string;
+  /** CPU time of this process (the B2BUA; sipp runs apart) per call set up, µs. */
+  cpuPerCallUs?: number;
 }
 
 function judge(rate: number, calls: number, caller: SippStats, callee?: SippStats): Step {
@@ -240,7 +242,8 @@ function printStep(s: Step): void {
   console.log(
     `  ${String(s.rate).padStart(5)}/s  ${String(s.calls).padStart(6)} calls  achieved ${s.achieved.toFixed(0).padStart(5)}/s` +
       `  ok ${String(s.caller.successful).padStart(6)}  failed ${String(s.caller.failed + (s.callee?.failed ?? 0)).padStart(4)}` +
-      `  retrans ${String(retrans).padStart(5)}  avg setup ${s.caller.responseMs.toFixed(1).padStart(6)} ms  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
+      `  retrans ${String(retrans).padStart(5)}  avg setup ${s.caller.responseMs.toFixed(1).padStart(6)} ms` +
+      `${s.cpuPerCallUs !== undefined ? `  cpu ${s.cpuPerCallUs.toFixed(0).padStart(5)} µs/call` : ''}  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
   );
   if (!s.ok) {
     const errs = [s.caller.errors, s.callee?.errors ?? ''].filter(Boolean).join('\n').trim();
@@ -282,6 +285,7 @@ async function rampCalls(
   for (const rate of CALL_RATES) {
     const calls = Math.round(rate * seconds);
     const timeoutS = Math.ceil(seconds * 3 + 20);
+    const cpuBefore = process.cpuUsage();
     const uas = sippRun('uas.xml', {
       port: o.uasPort,
       calls,
@@ -323,8 +327,10 @@ async function rampCalls(
     const callee = await uas.done;
     clearTimeout(stop);
     const step = judge(rate, calls, caller, callee);
-    printStep(step);
     await settle(o.idle ?? (() => true), 10_000);
+    const cpu = process.cpuUsage(cpuBefore);
+    if (o.idle) step.cpuPerCallUs = (cpu.user + cpu.system) / Math.max(1, caller.successful);
+    printStep(step);
     if (!step.ok) break;
     best = step;
   }

@@ -81,7 +81,7 @@ export async function recordChanges(
     );
     const withEvents = chunk.filter((c) => c.event);
     if (withEvents.length === 0) continue;
-    const written = await events.appendMany(
+    const seq = await events.appendBatch(
       withEvents.map((c) => ({
         organizationId: c.organizationId,
         type: c.event!.type,
@@ -92,7 +92,7 @@ export async function recordChanges(
       })),
       now,
     );
-    lastSeq = Math.max(lastSeq, written[written.length - 1]?.seq ?? 0);
+    lastSeq = Math.max(lastSeq, seq);
   }
   if (lastSeq > 0) announceEvents(lastSeq);
 }

@@ -128,6 +128,31 @@ export class EventRepository {
 
   // --- event channel (issue 6) -------------------------------------------------------------
 
+  /**
+   * Appends several events in one statement, in order, like `appendMany`, returning only the
+   * highest seq written (0 for none): for writers that do not need the rows back.
+   */
+  async appendBatch(events: readonly NewEvent[], now = Date.now()): Promise<number> {
+    if (events.length === 0) return 0;
+    const rows = await this.db
+      .insertInto('events')
+      .values(
+        events.map((event) => ({
+          organization_id: event.organizationId,
+          type: event.type,
+          time: event.time ?? now,
+          user_id: event.userId ?? null,
+          group_id: event.groupId ?? null,
+          data: toJson(event.data ?? {}),
+        })),
+      )
+      .returning('seq')
+      .execute();
+    let max = 0;
+    for (const r of rows) if (r.seq > max) max = r.seq;
+    return max;
+  }
+
   /** Appends several events in one statement (same transaction rules as `append`), in order. */
   async appendMany(events: NewEvent[], now = Date.now()): Promise<StoredEvent[]> {
     if (events.length === 0) return [];

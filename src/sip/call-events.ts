@@ -65,8 +65,7 @@ export class BatchedWriter {
         const repo = new EventRepository(trx);
         let lastSeq = 0;
         for (let i = 0; i < events.length; i += EVENTS_PER_STATEMENT) {
-          const written = await repo.appendMany(events.slice(i, i + EVENTS_PER_STATEMENT));
-          lastSeq = Math.max(lastSeq, written[written.length - 1]?.seq ?? 0);
+          lastSeq = Math.max(lastSeq, await repo.appendBatch(events.slice(i, i + EVENTS_PER_STATEMENT)));
         }
         if (records.length > 0) await new CallRepository(trx).insertRecords(records);
         return lastSeq;
