@@ -43,7 +43,7 @@ const parts = new Set(
     .split(',')
     .map((p) => (p === 'digest' ? 'b2bua' : p)),
 );
-const CALL_RATES = (process.env.ONECLOUD_BENCH_SIP_RATES ?? '100,200,400,700,1000,1400,2000,2800,4000')
+const CALL_RATES = (process.env.ONECLOUD_BENCH_SIP_RATES ?? '100,200,400,600,800,1000,1200,1400,2000,2800,4000')
   .split(',')
   .map(Number);
 const REGISTER_RATES = [100, 200, 400, 700, 1000, 1400, 2000, 2800, 4000];
