@@ -218,6 +218,8 @@ class Call {
   readonly parties: Party[] = [];
   state: CallState = 'EARLY';
   ringing: Ringing | undefined;
+  /** Run when the call ends: the client transactions it started drop their callbacks. */
+  releasers: (() => void)[] = [];
   /** A command or relayed re-INVITE is in progress. */
   busy = false;
   private nextBranch = 1;
@@ -953,11 +955,8 @@ export class B2bua implements CallCommands {
         b.cancelWanted = true;
       }
     };
-    const ackAndBye = (invite: SipRequest, res: SipResponse, dest: Endpoint): void => {
-      const dialog = uacDialog(invite, res, dest);
-      ua.sendAck(dialog.request('ACK', ua.local, { cseq: getCSeq(invite).seq }), dest, res);
-      void ua.request(dialog.request('BYE', ua.local), dest).final;
-    };
+    const ackAndBye = (invite: SipRequest, res: SipResponse, dest: Endpoint): void =>
+      ua.dropFork(invite, res, dest);
     for (const target of targets) {
       const from: NameAddr = { ...opts.from, params: new Map([['tag', generateTag()]]) };
       const invite = newInvite({
@@ -995,6 +994,8 @@ export class B2bua implements CallCommands {
         }),
       };
       branches.push(branch);
+      // Once the call is over, its INVITE transactions (alive 64*T1 more) let go of this ring.
+      call.releasers.push(() => branch.pending.release());
       void branch.pending.final.then((res) => {
         branch.final = res.status;
         if (res.status < 300) {
@@ -1166,6 +1167,7 @@ export class B2bua implements CallCommands {
     const a = call.legs.a;
     if (a?.inviteTx) this.byInviteTx.delete(a.inviteTx.key);
     this.calls.delete(call.id);
+    for (const release of call.releasers.splice(0)) release();
   }
 
   private byeLeg(leg: Leg | undefined): void {

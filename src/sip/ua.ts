@@ -5,7 +5,7 @@
  * (§13.3.1.4), CANCEL, and answering through a server transaction without ever throwing.
  */
 import type { Clock, Timer } from './clock.js';
-import { cancelFor, type LocalAddress } from './dialog.js';
+import { cancelFor, uacDialog, type LocalAddress } from './dialog.js';
 import {
   createResponse,
   getCallId,
@@ -27,6 +27,12 @@ export interface PendingRequest {
   readonly provisional: boolean;
   request: SipRequest;
   dest: Endpoint;
+  /**
+   * The TU no longer needs its callbacks (its call is over): the transaction, which lives on for
+   * 64*T1 to absorb retransmissions, stops holding them and all they reach. A 2xx of another
+   * fork arriving later is then ACKed and ended with BYE here.
+   */
+  release(): void;
 }
 
 export interface RequestOptions {
@@ -55,6 +61,8 @@ export class UserAgentCore {
 
   /** Sends `req` in a client transaction. Never throws. */
   request(req: SipRequest, dest: Endpoint, options: RequestOptions = {}): PendingRequest {
+    // The callbacks below reach the TU's only through `handlers`, so `release` can drop them.
+    const handlers: RequestOptions = { ...options };
     let provisional = false;
     let settled = false;
     let resolveFinal!: (res: SipResponse) => void;
@@ -70,12 +78,13 @@ export class UserAgentCore {
           if (res.status < 200) {
             if (settled) return;
             provisional = true;
-            options.onProvisional?.(res);
+            handlers.onProvisional?.(res);
             return;
           }
           if (settled) {
-            if (res.status < 300) {
-              if (!this.reAck(res)) options.onExtra2xx?.(res);
+            if (res.status < 300 && !this.reAck(res)) {
+              if (handlers.onExtra2xx) handlers.onExtra2xx(res);
+              else this.dropFork(req, res, dest);
             }
             return;
           }
@@ -95,7 +104,22 @@ export class UserAgentCore {
       },
       request: req,
       dest,
+      release: () => {
+        handlers.onProvisional = undefined;
+        handlers.onExtra2xx = undefined;
+      },
     };
+  }
+
+  /**
+   * A 2xx to our INVITE that nobody wants (another fork of it, §13.2.2.4): ACK it, then end the
+   * dialog it made with BYE.
+   */
+  dropFork(invite: SipRequest, res: SipResponse, dest: Endpoint): void {
+    if (getCSeq(res).method !== 'INVITE' || tagOf(getTo(res)) === undefined) return;
+    const dialog = uacDialog(invite, res, dest);
+    this.sendAck(dialog.request('ACK', this.local, { cseq: getCSeq(invite).seq }), dest, res);
+    void this.request(dialog.request('BYE', this.local), dest).final;
   }
 
   /** Sends an ACK for a 2xx (§13.2.2.4, no transaction) and remembers it for retransmitted 2xx. */
