@@ -266,6 +266,31 @@ describe('B2BUA with sipp phones', { skip: hasSipp ? false : 'sipp is not instal
     await t.server.sweepRegistrations(0);
   });
 
+  test('a device that answers after the call ended gets its 200 ACKed, then BYE', async () => {
+    await registerFrom(srv(), ports.bob2!, bob2);
+    const late = await phone('late-fork.xml', { server: srv(), port: ports.bob2!, account: bob2 });
+    const answerer = await phone('serve.xml', { server: srv(), port: ports.bob!, account: acc('bob') });
+    ok(
+      await runSipp('call-bye.xml', {
+        server: srv(),
+        port: ports.alice!,
+        account: acc('alice'),
+        service: 'bob',
+        pauseMs: 100,
+      }),
+    );
+    ok(await answerer.done);
+    ok(await late.done); // its late 200 was ACKed and its dialog ended with BYE
+    const { RegistrationRepository } = await import('../../src/areas/registrations/repository.js');
+    const dev = await t.tdb.handle.db
+      .selectFrom('devices')
+      .select('id')
+      .where('sip_username', '=', bob2.username)
+      .executeTakeFirstOrThrow();
+    await new RegistrationRepository(t.tdb.handle.db).removeAllOfDevice(dev.id);
+    await t.server.sweepRegistrations(0);
+  });
+
   test('re-INVITE hold and resume from the phone pass through', async () => {
     const bob = await phone('serve.xml', { server: srv(), port: ports.bob!, account: acc('bob') });
     ok(
