@@ -43,7 +43,9 @@ const parts = new Set(
     .split(',')
     .map((p) => (p === 'digest' ? 'b2bua' : p)),
 );
-const CALL_RATES = (process.env.ONECLOUD_BENCH_SIP_RATES ?? '100,200,400,600,800,1000,1200,1400,2000,2800,4000')
+const CALL_RATES = (
+  process.env.ONECLOUD_BENCH_SIP_RATES ?? '100,200,400,600,800,1000,1200,1400,2000,2800,4000'
+)
   .split(',')
   .map(Number);
 const REGISTER_RATES = [100, 200, 400, 700, 1000, 1400, 2000, 2800, 4000];
@@ -276,6 +278,8 @@ async function rampCalls(
     caller: Account;
     callee: string;
     idle?: () => boolean;
+    /** No call and no transaction left on the server. */
+    quiet?: () => boolean;
     /** sipp's -t for the caller (default u1: UDP). */
     callerTransport?: 'u1' | 't1';
   },
@@ -331,6 +335,9 @@ async function rampCalls(
     const cpu = process.cpuUsage(cpuBefore);
     if (o.idle) step.cpuPerCallUs = (cpu.user + cpu.system) / Math.max(1, caller.successful);
     printStep(step);
+    // After an overload, calls and transactions of the failed step linger (up to 64*T1): let them
+    // end before the next part starts, or it would inherit their retransmissions.
+    if (!step.ok && o.quiet) await settle(o.quiet, 45_000);
     if (!step.ok) break;
     best = step;
   }
@@ -374,6 +381,10 @@ try {
   const caller = t.accounts.caller!;
   const callee = t.accounts.callee!;
   const idle = (): boolean => t.server.stats.activeCalls === 0;
+  const quiet = (): boolean => {
+    const { activeCalls, transactions } = t.server.stats;
+    return activeCalls === 0 && transactions.clients + transactions.servers === 0;
+  };
 
   if (parts.has('direct')) {
     const uasPort = await freePort();
@@ -416,6 +427,7 @@ try {
       caller,
       callee: 'callee',
       idle,
+      quiet,
     });
 
   if (parts.has('tcp'))
@@ -427,6 +439,7 @@ try {
       caller,
       callee: 'callee',
       idle,
+      quiet,
       callerTransport: 't1',
     });
 
