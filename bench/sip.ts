@@ -335,9 +335,10 @@ async function rampCalls(
     const cpu = process.cpuUsage(cpuBefore);
     if (o.idle) step.cpuPerCallUs = (cpu.user + cpu.system) / Math.max(1, caller.successful);
     printStep(step);
-    // After an overload, calls and transactions of the failed step linger (up to 64*T1): let them
-    // end before the next part starts, or it would inherit their retransmissions.
-    if (!step.ok && o.quiet) await settle(o.quiet, 45_000);
+    // After an overload, calls of the failed step linger (ringing ones until the 60 s no-answer
+    // timeout) and so do their transactions (64*T1): let them end before the next part starts,
+    // or its callee, on the same port, would get their CANCELs, BYEs and retransmissions.
+    if (!step.ok && o.quiet) await settle(o.quiet, 90_000);
     if (!step.ok) break;
     best = step;
   }
