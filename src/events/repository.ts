@@ -35,6 +35,17 @@ function toEvent(r: Selectable<EventsTable>): StoredEvent {
   };
 }
 
+function eventRow(event: NewEvent, now: number) {
+  return {
+    organization_id: event.organizationId,
+    type: event.type,
+    time: event.time ?? now,
+    user_id: event.userId ?? null,
+    group_id: event.groupId ?? null,
+    data: toJson(event.data ?? {}),
+  };
+}
+
 /** The durable, ordered event log. Append inside the transaction of the change it describes. */
 export class EventRepository {
   constructor(private readonly db: Kysely<DB>) {}
@@ -42,14 +53,7 @@ export class EventRepository {
   async append(event: NewEvent): Promise<StoredEvent> {
     const r = await this.db
       .insertInto('events')
-      .values({
-        organization_id: event.organizationId,
-        type: event.type,
-        time: event.time ?? Date.now(),
-        user_id: event.userId ?? null,
-        group_id: event.groupId ?? null,
-        data: toJson(event.data ?? {}),
-      })
+      .values(eventRow(event, Date.now()))
       .returningAll()
       .executeTakeFirstOrThrow();
     return toEvent(r);
@@ -136,16 +140,7 @@ export class EventRepository {
     if (events.length === 0) return 0;
     const rows = await this.db
       .insertInto('events')
-      .values(
-        events.map((event) => ({
-          organization_id: event.organizationId,
-          type: event.type,
-          time: event.time ?? now,
-          user_id: event.userId ?? null,
-          group_id: event.groupId ?? null,
-          data: toJson(event.data ?? {}),
-        })),
-      )
+      .values(events.map((event) => eventRow(event, now)))
       .returning('seq')
       .execute();
     let max = 0;
@@ -158,16 +153,7 @@ export class EventRepository {
     if (events.length === 0) return [];
     const rows = await this.db
       .insertInto('events')
-      .values(
-        events.map((event) => ({
-          organization_id: event.organizationId,
-          type: event.type,
-          time: event.time ?? now,
-          user_id: event.userId ?? null,
-          group_id: event.groupId ?? null,
-          data: toJson(event.data ?? {}),
-        })),
-      )
+      .values(events.map((event) => eventRow(event, now)))
       .returningAll()
       .execute();
     return rows.map(toEvent).sort((a, b) => a.seq - b.seq);

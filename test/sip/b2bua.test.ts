@@ -240,9 +240,13 @@ describe('B2BUA with sipp phones', { skip: hasSipp ? false : 'sipp is not instal
     );
   });
 
-  test('forking to two registered devices: first answer wins, the other is cancelled', async () => {
+  /**
+   * bob's second device (bob2) registered and running `scenario` while alice calls bob and bob's
+   * first device answers; bob2 is unregistered again afterwards (a sweep in the past).
+   */
+  async function callBobTwice(scenario: string, pauseMs: number): Promise<void> {
     await registerFrom(srv(), ports.bob2!, bob2);
-    const ringer = await phone('uas-ring.xml', { server: srv(), port: ports.bob2!, account: bob2 });
+    const second = await phone(scenario, { server: srv(), port: ports.bob2!, account: bob2 });
     const answerer = await phone('serve.xml', { server: srv(), port: ports.bob!, account: acc('bob') });
     ok(
       await runSipp('call-bye.xml', {
@@ -250,12 +254,11 @@ describe('B2BUA with sipp phones', { skip: hasSipp ? false : 'sipp is not instal
         port: ports.alice!,
         account: acc('alice'),
         service: 'bob',
-        pauseMs: 300,
+        pauseMs,
       }),
     );
     ok(await answerer.done);
-    ok(await ringer.done);
-    // bob2 unregisters again (a REGISTER with Expires 0 through the API-less path: sweep in the past).
+    ok(await second.done);
     const { RegistrationRepository } = await import('../../src/areas/registrations/repository.js');
     const dev = await t.tdb.handle.db
       .selectFrom('devices')
@@ -264,31 +267,16 @@ describe('B2BUA with sipp phones', { skip: hasSipp ? false : 'sipp is not instal
       .executeTakeFirstOrThrow();
     await new RegistrationRepository(t.tdb.handle.db).removeAllOfDevice(dev.id);
     await t.server.sweepRegistrations(0);
+  }
+
+  test('forking to two registered devices: first answer wins, the other is cancelled', async () => {
+    await callBobTwice('uas-ring.xml', 300);
   });
 
   test('a device that answers after the call ended gets its 200 ACKed, then BYE', async () => {
-    await registerFrom(srv(), ports.bob2!, bob2);
-    const late = await phone('late-fork.xml', { server: srv(), port: ports.bob2!, account: bob2 });
-    const answerer = await phone('serve.xml', { server: srv(), port: ports.bob!, account: acc('bob') });
-    ok(
-      await runSipp('call-bye.xml', {
-        server: srv(),
-        port: ports.alice!,
-        account: acc('alice'),
-        service: 'bob',
-        pauseMs: 100,
-      }),
-    );
-    ok(await answerer.done);
-    ok(await late.done); // its late 200 was ACKed and its dialog ended with BYE
-    const { RegistrationRepository } = await import('../../src/areas/registrations/repository.js');
-    const dev = await t.tdb.handle.db
-      .selectFrom('devices')
-      .select('id')
-      .where('sip_username', '=', bob2.username)
-      .executeTakeFirstOrThrow();
-    await new RegistrationRepository(t.tdb.handle.db).removeAllOfDevice(dev.id);
-    await t.server.sweepRegistrations(0);
+    // late-fork.xml answers 200 to the INVITE after the CANCEL, once the call is over: it ends
+    // only when that 200 was ACKed and its dialog ended with BYE.
+    await callBobTwice('late-fork.xml', 100);
   });
 
   test('re-INVITE hold and resume from the phone pass through', async () => {
