@@ -19,11 +19,16 @@ const EVENTS_PER_STATEMENT = 1000;
 
 export type CallWrite = { event: NewEvent } | { record: NewCallRecord };
 
+/** A failed batch is tried this many times in all (with a growing pause) before it is dropped. */
+const ATTEMPTS = 4;
+
 export class BatchedWriter {
   private queue: CallWrite[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  /** Writes dropped because their batch failed (logged; metrics). */
+  /** Failed attempts of the batch at the head of the queue. */
+  private failures = 0;
+  /** Writes dropped: their batch failed every attempt, or the queue was full (logged; metrics). */
   failed = 0;
 
   constructor(
@@ -31,9 +36,20 @@ export class BatchedWriter {
     private readonly logger: SipLogger,
     private readonly delayMs = 10,
     private readonly maxBatch = 2000,
+    /** Writes waiting at most (the database is down or too slow): beyond, the oldest go. */
+    private readonly maxQueue = 200_000,
   ) {}
 
   push(write: CallWrite): void {
+    if (this.queue.length >= this.maxQueue) {
+      // The oldest after the batch being written, if one is.
+      const dropped = this.queue.splice(this.running ? this.maxBatch : 0, this.maxBatch).length;
+      this.failed += dropped;
+      this.logger.error(
+        { dropped, waiting: this.queue.length },
+        'SIP: the database is not keeping up: the oldest call events and records were dropped',
+      );
+    }
     this.queue.push(write);
     this.schedule();
   }
@@ -45,14 +61,16 @@ export class BatchedWriter {
 
   private schedule(): void {
     if (this.timer || this.running || this.queue.length === 0) return;
-    this.timer = setTimeout(() => this.run(), this.delayMs);
+    // After a failure, wait longer before trying the same batch again.
+    this.timer = setTimeout(() => this.run(), this.delayMs * (1 + 20 * this.failures));
     this.timer.unref();
   }
 
   private run(): void {
     this.timer = undefined;
     if (this.running || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.maxBatch);
+    // The batch stays at the head of the queue until it is written (or given up on).
+    const batch = this.queue.slice(0, this.maxBatch);
     const events: NewEvent[] = [];
     const records: NewCallRecord[] = [];
     for (const w of batch) {
@@ -72,20 +90,35 @@ export class BatchedWriter {
       })
       .then(
         (lastSeq) => {
+          this.dequeue(batch);
+          this.failures = 0;
           if (lastSeq > 0) announceEvents(lastSeq);
         },
         (err: unknown) => {
-          this.failed += batch.length;
+          this.failures += 1;
+          const givenUp = this.failures >= ATTEMPTS;
           this.logger.error(
-            { err, events: events.length, records: records.length },
-            'SIP: writing call events and records failed',
+            { err, events: events.length, records: records.length, attempt: this.failures },
+            givenUp
+              ? 'SIP: writing call events and records failed; this batch is dropped'
+              : 'SIP: writing call events and records failed; trying again',
           );
+          if (givenUp) {
+            this.dequeue(batch);
+            this.failed += batch.length;
+            this.failures = 0;
+          }
         },
       )
       .finally(() => {
         this.running = undefined;
         this.schedule();
       });
+  }
+
+  /** Takes the batch just written (or given up on) off the head of the queue. */
+  private dequeue(batch: CallWrite[]): void {
+    this.queue.splice(0, batch.length);
   }
 
   /** Resolves once every write queued so far is committed (or failed and logged). */
