@@ -25,23 +25,33 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Resolves once something is bound to UDP `port` (a started sipp), polling; rejects after `ms`. */
+/** Whether a UDP socket is bound to `port` on any address, as the kernel lists them (Linux). */
+function udpBound(port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    // Each line: `sl local_address rem_address ...`, local_address as HEXIP:HEXPORT.
+    for (const line of text.split('\n').slice(1)) {
+      const local = line.trim().split(/\s+/)[1];
+      if (local !== undefined && `${local} `.endsWith(hex)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Resolves once something is bound to UDP `port` (a started sipp), polling the kernel's socket
+ * table; rejects after `ms`. It never binds the port itself: a probe that did could take the port
+ * from under the sipp that is starting.
+ */
 export async function waitBound(port: number, ms = 5000): Promise<void> {
   const until = Date.now() + ms;
-  for (;;) {
-    const s = createSocket('udp4');
-    const inUse = await new Promise<boolean>((r) => {
-      s.once('error', () => r(true));
-      s.bind(port, '127.0.0.1', () => r(false));
-    });
-    await new Promise<void>((r) => {
-      try {
-        s.close(() => r());
-      } catch {
-        r();
-      }
-    });
-    if (inUse) return;
+  while (!udpBound(port)) {
     if (Date.now() > until) throw new Error(`nothing bound to UDP ${port}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -167,7 +177,19 @@ export async function registerFrom(
 /** Starts a scenario as a phone on `port` and resolves once it listens. */
 export async function phone(scenario: string, o: SippOptions): Promise<SippRun> {
   const run = await sipp(scenario, o);
-  await waitBound(o.port);
+  // A sipp that exits before it listens (a bad scenario, a port taken) fails at once with its own
+  // output; otherwise a loaded machine gets a generous while to start it.
+  let exited: { code: number | null; output: string } | undefined;
+  void run.done.then((r) => (exited = r));
+  const until = Date.now() + 20_000;
+  while (!udpBound(o.port)) {
+    if (exited !== undefined) throw new Error(`sipp exited before listening: ${exited.output}`);
+    if (Date.now() > until) {
+      run.child.kill();
+      throw new Error(`sipp did not bind UDP ${o.port} within 20 s`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return run;
 }
 
