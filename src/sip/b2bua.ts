@@ -10,11 +10,11 @@ import { randomUUID } from 'node:crypto';
 import type { DatabaseHandle } from '../db/database.js';
 import type { RoutableUser } from '../areas/calls/repository.js';
 import { DeviceRepository, type Device } from '../areas/devices/repository.js';
-import { NumberRepository } from '../areas/numbers/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
 import { RegistrationRepository, type SipBinding } from '../areas/registrations/repository.js';
 import type { DeviceKind } from '../db/schema.js';
 import type { BatchedWriter } from './call-events.js';
+import type { SipDirectory } from './directory.js';
 import type { Clock, Timer } from './clock.js';
 import { dialogKey, newInvite, uacDialog, uasDialog, type Dialog } from './dialog.js';
 import {
@@ -240,6 +240,8 @@ export interface B2buaOptions {
   organizations: OrganizationCache;
   store: BindingStore;
   router: Router;
+  /** Devices, users and numbers in memory (see SipDirectory). */
+  directory: SipDirectory;
   writer: BatchedWriter;
   clock: Clock;
   logger: SipLogger;
@@ -306,9 +308,14 @@ export class B2bua implements CallCommands {
     this.o.ua.reply(tx, 200);
     const call = this.byInviteTx.get(inviteTx.key);
     if (!call) {
-      // Still being authenticated or routed: it ends here, and the INVITE's handler sees the mark
-      // after its next await and rings nobody.
-      if (inviteTx.state === 'proceeding' && !this.cancelledEarly.has(inviteTx)) {
+      // An initial INVITE still being authenticated or routed: it ends here, and its handler sees
+      // the mark after its next await and rings nobody. (A re-INVITE, with a To tag, is relayed
+      // within its dialog and answered by the far side: it is not cancelled here.)
+      if (
+        inviteTx.state === 'proceeding' &&
+        tagOf(getTo(inviteTx.request)) === undefined &&
+        !this.cancelledEarly.has(inviteTx)
+      ) {
         this.cancelledEarly.add(inviteTx);
         this.o.ua.reply(inviteTx, 487);
       }
@@ -337,8 +344,14 @@ export class B2bua implements CallCommands {
   ): Promise<{ deviceId: number; userId: number } | undefined> {
     if (source.transport === 'tcp' && source.connectionId !== undefined) {
       const trusted = this.o.store.trustedConnection(source.connectionId);
-      if (trusted && trusted.organizationId === org.id && trusted.aor === `sip:${fromUser}@${org.domain}`)
-        return { deviceId: trusted.deviceId, userId: trusted.userId };
+      if (trusted && trusted.organizationId === org.id && trusted.aor === `sip:${fromUser}@${org.domain}`) {
+        // Still the device that authenticated: not deleted, its password not rotated since.
+        const now = await this.o.directory.device(org.id, fromUser);
+        if (this.cancelledEarly.has(tx)) return undefined;
+        if (now && now.device.id === trusted.deviceId && now.device.updatedAt === trusted.deviceVersion)
+          return { deviceId: trusted.deviceId, userId: trusted.userId };
+        this.o.store.distrustConnection(source.connectionId);
+      }
     }
     const outcome = await this.o.auth.authenticate(req, org, true, source);
     if (this.cancelledEarly.has(tx)) return undefined;
@@ -365,15 +378,20 @@ export class B2bua implements CallCommands {
     }
     // A CANCEL may come during any await below: after each, a cancelled INVITE stops here.
     const cancelled = (): boolean => this.cancelledEarly.has(tx);
-    const trunkOf = (await this.o.trunks?.organizationsAt(source)) ?? [];
+    const org = await this.o.organizations.byDomain(from.uri.host);
+    if (cancelled()) return;
+    // A trunk's INVITE: from a domain we do not serve, or, over UDP, from the trunk's very address
+    // and port without credentials. A phone of a served domain is never taken for a trunk (over
+    // TCP trunks match on the address alone, which phones behind the same NAT share).
+    const maybeTrunk =
+      !org || (source.transport === 'udp' && getHeader(req, 'Proxy-Authorization') === undefined);
+    const trunkOf = maybeTrunk ? ((await this.o.trunks?.organizationsAt(source)) ?? []) : [];
     if (cancelled()) return;
     if (trunkOf.length > 0) {
       ua.reply(tx, 100);
       await this.inboundFromTrunk(req, tx, source, from.uri.user, trunkOf);
       return;
     }
-    const org = await this.o.organizations.byDomain(from.uri.host);
-    if (cancelled()) return;
     if (!org) {
       ua.reply(tx, 403, { reason: 'Unknown Domain' });
       return;
@@ -559,9 +577,7 @@ export class B2bua implements CallCommands {
   ) {
     const cancelled = (): boolean => this.cancelledEarly.has(tx);
     const dialled = isSipUri(req.uri) ? (req.uri.user ?? '') : '';
-    const owner = /^\+?[0-9]{1,20}$/.test(dialled)
-      ? await new NumberRepository(this.o.database.db).findOwner(dialled)
-      : undefined;
+    const owner = /^\+?[0-9]{1,20}$/.test(dialled) ? await this.o.directory.numberOwner(dialled) : undefined;
     if (cancelled()) return;
     const org = owner ? organizations.find((o) => o.id === owner.organizationId) : undefined;
     if (!org) {

@@ -10,10 +10,10 @@
  * cache. A lookup that was under way when the cache was emptied is not stored, so a value read
  * before a change never outlives it.
  *
- * Between a commit and its event reaching the hub there are a few milliseconds; the callers
- * close that gap where it matters: a digest that fails against cached credentials is checked
- * again against the database, and a dialled string that resolves to nothing is looked up again
- * before it is answered 404.
+ * Only what exists is cached: a name or number that is not there is read from the database each
+ * time, so anything created is found at once. Between a change of something cached and its event
+ * reaching the hub there are a few milliseconds; a digest that fails against cached credentials
+ * is checked again against the database before it counts as a failure.
  */
 import type { DatabaseHandle } from '../db/database.js';
 import { CallRepository, type RoutableUser } from '../areas/calls/repository.js';
@@ -106,15 +106,20 @@ export class SipDirectory {
   }
 
   private async cached<T>(key: string, fresh: boolean, read: () => Promise<T>): Promise<T> {
-    if (!fresh && this.entries.has(key)) {
-      this.stats.hits += 1;
-      return this.entries.get(key) as T;
+    if (!fresh) {
+      const hit = this.entries.get(key);
+      if (hit !== undefined) {
+        this.stats.hits += 1;
+        return hit as T;
+      }
     }
     this.stats.misses += 1;
     const generation = this.generation;
     const value = await read();
-    // Emptied meanwhile: what was read may predate the change.
-    if (generation === this.generation) {
+    // Only what exists is kept: a miss is always read (nobody fills the cache with names that
+    // are not there, and something created a moment ago is found at once). Emptied meanwhile:
+    // what was read may predate the change.
+    if (value !== undefined && generation === this.generation) {
       if (this.entries.size >= this.maxEntries) this.entries.clear();
       this.entries.set(key, value);
     }

@@ -125,6 +125,11 @@ export interface TrustedConnection {
   deviceId: number;
   userId: number;
   aor: string;
+  /**
+   * The device's `updatedAt` when it authenticated: a device changed since (its password rotated)
+   * or gone is trusted no more.
+   */
+  deviceVersion: number;
   /** Until when (the device's latest binding over it). */
   expiresAt: number;
 }
@@ -160,7 +165,7 @@ export class BindingStore {
    */
   trustConnection(
     connectionId: number,
-    device: { id: number; userId: number; organizationId: number },
+    device: { id: number; userId: number; organizationId: number; updatedAt: number },
     aor: string,
     bindings: SipBinding[],
   ): void {
@@ -174,6 +179,7 @@ export class BindingStore {
       deviceId: device.id,
       userId: device.userId,
       aor,
+      deviceVersion: device.updatedAt,
       expiresAt,
     });
     if (this.connections.size > 10_000) this.pruneConnections();
@@ -183,6 +189,11 @@ export class BindingStore {
   trustedConnection(connectionId: number): TrustedConnection | undefined {
     const t = this.connections.get(connectionId);
     return t && t.expiresAt > this.now() ? t : undefined;
+  }
+
+  /** Ends the trust of a connection (its device changed or is gone). */
+  distrustConnection(connectionId: number): void {
+    this.connections.delete(connectionId);
   }
 
   /** Forgets trust that expired (connection ids are never reused, so nothing else is stale). */
@@ -303,7 +314,8 @@ export class DeviceAuthenticator {
     const { directory } = this.options;
     let found = await directory.device(org.id, creds.username);
     let verdict = check(found);
-    if (verdict === 'invalid' || !found) {
+    // (An unknown username was just read from the database: only a known device may be stale.)
+    if (verdict === 'invalid' && found) {
       // Cached credentials may predate a password rotation by a few milliseconds: the database
       // has the last word before a failure is counted. (A digest that did not match consumed
       // no nonce count, so checking it again is no replay.)

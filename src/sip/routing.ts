@@ -44,6 +44,7 @@ export const organizationTrunk: TrunkLookup = (org) => {
 };
 
 const MAX_DIALLED = 64;
+const DNS_TIMEOUT_MS = 2000;
 
 export class Router {
   constructor(
@@ -53,29 +54,23 @@ export class Router {
   ) {}
 
   /**
-   * Where `dialledRaw` goes. Lookups come from the directory (in memory); a string that matches
-   * nothing there is looked up again in the database before it is answered `not-found`, so a
-   * user or number created a moment ago is never refused.
+   * Where `dialledRaw` goes. Lookups come from the directory, which keeps only what exists: a
+   * user or number created a moment ago is found at once, before the trunk or a 404.
    */
   async resolve(org: Organization, dialledRaw: string): Promise<Destination> {
     const dialled = dialledRaw.trim();
     if (dialled === '' || dialled.length > MAX_DIALLED) return { kind: 'not-found' };
-    const found = await this.lookup(org, dialled, false);
-    return found.kind === 'not-found' ? this.lookup(org, dialled, true) : found;
-  }
-
-  private async lookup(org: Organization, dialled: string, fresh: boolean): Promise<Destination> {
     const dir = this.directory;
-    const byId = await dir.user(org.id, 'userId', dialled, fresh);
+    const byId = await dir.user(org.id, 'userId', dialled);
     if (byId) return { kind: 'user', user: byId, dialled };
-    const byExtension = await dir.user(org.id, 'extension', dialled, fresh);
+    const byExtension = await dir.user(org.id, 'extension', dialled);
     if (byExtension) return { kind: 'user', user: byExtension, dialled };
     if (!/^\+?[0-9*#()\s-]+$/.test(dialled)) return { kind: 'not-found' };
     const number = expandNumber(org.numberPlan, dialled);
-    const owner = await dir.numberOwner(number, fresh);
+    const owner = await dir.numberOwner(number);
     if (owner && owner.organizationId === org.id) {
       if (owner.userId !== null) {
-        const user = await dir.user(org.id, 'id', owner.userId, fresh);
+        const user = await dir.user(org.id, 'id', owner.userId);
         if (user) return { kind: 'user', user, dialled: number };
       }
       if (owner.acdGroupId !== null) {
@@ -84,7 +79,7 @@ export class Router {
         if (ids.length === 0) return { kind: 'unavailable', reason: 'No Agent Logged In' };
         const agents: RoutableUser[] = [];
         for (const id of ids) {
-          const u = await dir.user(org.id, 'id', id, fresh);
+          const u = await dir.user(org.id, 'id', id);
           if (u) agents.push(u);
         }
         return { kind: 'group', groupId: owner.acdGroupId, number, agents };
@@ -128,9 +123,15 @@ export class TrunkDirectory {
     return `${transport}|${address.toLowerCase()}|${port ?? ''}`;
   }
 
-  /** The organizations whose trunk is at `source` (several may share one carrier). */
+  /**
+   * The organizations whose trunk is at `source` (several may share one carrier). Once loaded,
+   * an INVITE never waits for a reload: an outdated map is served while the next one loads.
+   */
   async organizationsAt(source: Endpoint): Promise<Organization[]> {
-    if (this.now() - this.loadedAt >= this.ttlMs) await this.refresh();
+    if (this.now() - this.loadedAt >= this.ttlMs) {
+      const reload = this.refresh();
+      if (this.loadedAt === Number.NEGATIVE_INFINITY) await reload;
+    }
     return (
       this.byEndpoint.get(
         TrunkDirectory.key(
@@ -144,29 +145,45 @@ export class TrunkDirectory {
 
   /** Loads the trunks now (also after an organization's trunk changed, for tests). */
   refresh(): Promise<void> {
-    this.loading ??= this.load().finally(() => {
-      this.loading = undefined;
-    });
+    this.loading ??= this.load()
+      .catch((err: unknown) => {
+        // The previous map stays; the next try is one TTL away (an INVITE does not retry it).
+        this.logger.error({ err }, 'SIP: loading the SIP trunks failed');
+        if (this.loadedAt !== Number.NEGATIVE_INFINITY) this.loadedAt = this.now();
+      })
+      .finally(() => {
+        this.loading = undefined;
+      });
     return this.loading;
   }
 
   private async load(): Promise<void> {
     const orgs = await new OrganizationRepository(this.database.db).listWithSipTrunk();
-    const map = new Map<string, Organization[]>();
-    for (const org of orgs) {
-      const t = org.sipTrunk;
-      if (!t) continue;
-      let addresses: string[];
-      const bare = t.host.replace(/^\[(.*)\]$/, '$1');
-      if (isIP(bare) !== 0) addresses = [bare];
-      else {
+    // Names resolve in parallel, each bounded in time: one slow DNS server holds up nobody else.
+    const resolved = await Promise.all(
+      orgs.map(async (org) => {
+        const t = org.sipTrunk;
+        if (!t) return { org, addresses: [] as string[] };
+        const bare = t.host.replace(/^\[(.*)\]$/, '$1');
+        if (isIP(bare) !== 0) return { org, addresses: [bare] };
         try {
-          addresses = (await lookup(bare, { all: true })).map((a) => a.address);
+          const found = await Promise.race([
+            lookup(bare, { all: true }),
+            new Promise<never>((_, reject) =>
+              setTimeout(() => reject(new Error('no answer in 2 s')), DNS_TIMEOUT_MS).unref(),
+            ),
+          ]);
+          return { org, addresses: found.map((a) => a.address) };
         } catch (err) {
           this.logger.warn({ err, host: t.host, domain: org.domain }, 'SIP: trunk host does not resolve');
-          addresses = [];
+          return { org, addresses: [] as string[] };
         }
-      }
+      }),
+    );
+    const map = new Map<string, Organization[]>();
+    for (const { org, addresses } of resolved) {
+      const t = org.sipTrunk;
+      if (!t) continue;
       for (const address of addresses) {
         const key = TrunkDirectory.key(t.transport, address, t.transport === 'udp' ? t.port : undefined);
         map.set(key, [...(map.get(key) ?? []), org]);

@@ -179,6 +179,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     organizations,
     store,
     router: new Router(database, options.trunkFor, directory),
+    directory,
     writer,
     clock: { now: () => Date.now(), setTimer: (ms, fn) => clock.setTimer(ms, fn) },
     logger,

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getHeaders, type SipResponse } from '../../src/sip/message.js';
-import { telephony, type Telephony } from './peers.js';
+import { telephony, waitFor, type Telephony } from './peers.js';
 import {
   contact,
   credentials,
@@ -102,6 +102,34 @@ describe('INVITE authentication', () => {
     } finally {
       registered.close();
       stranger.close();
+    }
+  });
+
+  test('TCP: the trust ends when the device changes (password rotated), at once', async () => {
+    const registered = await tcpPeer(t.server.port);
+    try {
+      assert.equal((await registerTcp(registered, alice())).status, 200);
+      const tcp = { transport: 'TCP' as const, port: registered.port };
+      registered.write(invite(tcp, alice(), 'nobody'));
+      assert.equal(((await registered.next(finalTo('INVITE'))) as SipResponse).status, 404);
+      const { rotateSipPassword } = await import('../../src/areas/devices/service.js');
+      const heard = t.server.stats.directory.invalidations;
+      const rotated = await rotateSipPassword(
+        t.tdb.handle,
+        'test',
+        t.seeded.org,
+        t.seeded.users.alice!,
+        alice().deviceId,
+      );
+      // Once the rotation's event has reached the SIP server (milliseconds after the commit).
+      await waitFor('the rotation to reach the SIP server', () =>
+        t.server.stats.directory.invalidations > heard ? true : undefined,
+      );
+      registered.write(invite(tcp, alice(), 'nobody'));
+      assert.equal(((await registered.next(finalTo('INVITE'))) as SipResponse).status, 407);
+      t.accounts.alice!.password = rotated.sip.password;
+    } finally {
+      registered.close();
     }
   });
 });
