@@ -15,7 +15,7 @@ import {
   verifyTokenSecret,
 } from '../security/tokens.js';
 import { verifyLoginPassword } from '../security/passwords.js';
-import { TicketAuthRepository, TicketRepository } from '../areas/tickets/repository.js';
+import { TicketAuthRepository, TicketRepository, type Ticket } from '../areas/tickets/repository.js';
 import { OrganizationRepository, type Organization } from '../areas/organizations/repository.js';
 import { UserRepository } from '../areas/users/repository.js';
 import { WebSessionRepository } from '../areas/sessions/repository.js';
@@ -66,7 +66,14 @@ declare module 'fastify' {
     principal: Principal;
     /** The organization named by `{domain}`, resolved and access-checked by the auth layer. */
     organization: Organization | undefined;
+    /** An admin request's ticket, identified before its body was read (signature checked after). */
+    systemTicket: PendingSystemTicket | undefined;
   }
+}
+
+interface PendingSystemTicket {
+  snt: NonNullable<ReturnType<typeof parseSntHeader>>;
+  ticket: Ticket;
 }
 
 /** The audit actor of a request's principal. */
@@ -113,6 +120,7 @@ export const auth = fp<AuthOptions>(
 
     app.decorateRequest('principal', null as never);
     app.decorateRequest('organization', undefined);
+    app.decorateRequest('systemTicket', undefined);
     app.decorate('authLimits', {
       failures,
       passwordTries,
@@ -165,30 +173,28 @@ export const auth = fp<AuthOptions>(
     app.addHook('onRequest', async (request, reply) => {
       request.principal = { kind: 'anonymous' };
       const access = request.routeOptions.config?.access;
-      if (!access || access.kind === 'public' || access.kind === 'admin') return;
+      if (!access || access.kind === 'public') return;
       const wait = failures.retryAfter(request.ip);
       if (wait > 0) {
         reply.header('retry-after', String(wait));
         throw new AppError(429, `too many failed authentications from this address; try again in ${wait} s`);
       }
-      if (access.kind === 'user') await authenticateUserTicket(request, access.scope);
+      // The admin API: what can be checked without the body (header, ticket, token) is checked
+      // before the body is read, so an unsigned caller never makes the server take in a body.
+      if (access.kind === 'admin') request.systemTicket = await identifySystemTicket(request);
+      else if (access.kind === 'user') await authenticateUserTicket(request, access.scope);
       else if (access.kind === 'password') await authenticatePassword(request);
       else if (access.kind === 'session') await authenticateSession(request, access.who);
     });
 
     // The admin API's signature and a form's CSRF token are in the body: checked once it is read.
-    app.addHook('preValidation', async (request, reply) => {
+    app.addHook('preValidation', async (request) => {
       const access = request.routeOptions.config?.access;
       if (access?.kind === 'session') {
         checkCsrf(request);
         return;
       }
       if (access?.kind !== 'admin') return;
-      const wait = failures.retryAfter(request.ip);
-      if (wait > 0) {
-        reply.header('retry-after', String(wait));
-        throw new AppError(429, `too many failed authentications from this address; try again in ${wait} s`);
-      }
       await authenticateSystemTicket(request, access.scope);
     });
 
@@ -321,7 +327,11 @@ export const auth = fp<AuthOptions>(
       return u && { id: u.id, userId: u.userId, role: u.role, organizationId: org.id, domain: org.domain };
     }
 
-    async function authenticateSystemTicket(request: FastifyRequest, scope: AdminScope): Promise<void> {
+    /**
+     * The first half of SNT-HMACv1, before the body: the header, the ticket it names (a system
+     * ticket) and, when the whole token is given, its secret. Every failure answers the same text.
+     */
+    async function identifySystemTicket(request: FastifyRequest): Promise<PendingSystemTicket> {
       const header = request.headers.authorization;
       if (typeof header !== 'string' || !/^SNT-HMACv1\s/i.test(header)) {
         refuse(
@@ -350,18 +360,27 @@ export const auth = fp<AuthOptions>(
       if (parsedToken && !verifyTokenSecret(config.secretKey, parsedToken.secretPart, ticket!.secretHash)) {
         badCredentials();
       }
-      const secret = decryptSecret(config.secretKey, ticket!.signingSecretEnc!);
+      return { snt: snt!, ticket: ticket! };
+    }
+
+    /** The second half, once the body is read: the signature, then the ticket's state and scope. */
+    async function authenticateSystemTicket(request: FastifyRequest, scope: AdminScope): Promise<void> {
+      const pending = request.systemTicket;
+      if (!pending) throw new UnauthorizedError(SNT_BAD_CREDENTIALS);
+      const { snt, ticket } = pending;
+      const badCredentials = () => refuse(request, new UnauthorizedError(SNT_BAD_CREDENTIALS));
+      const secret = decryptSecret(config.secretKey, ticket.signingSecretEnc!);
       const pathAndQuery = request.raw.url ?? request.url;
       const body = request.rawBody ?? Buffer.alloc(0);
       const sentMethod = originalMethod(request.raw);
       const ok =
-        sntVerify(secret, sntCanonical(sentMethod, pathAndQuery, snt!.ts, snt!.nonce, body), snt!.sig) ||
+        sntVerify(secret, sntCanonical(sentMethod, pathAndQuery, snt.ts, snt.nonce, body), snt.sig) ||
         (sentMethod !== request.method &&
-          sntVerify(secret, sntCanonical(request.method, pathAndQuery, snt!.ts, snt!.nonce, body), snt!.sig));
+          sntVerify(secret, sntCanonical(request.method, pathAndQuery, snt.ts, snt.nonce, body), snt.sig));
       if (!ok) badCredentials();
       // Signed with the ticket's secret: the caller may now learn what else is wrong.
       const now = Date.now();
-      if (Math.abs(now / 1000 - snt!.ts) > SNT_WINDOW_S) {
+      if (Math.abs(now / 1000 - snt.ts) > SNT_WINDOW_S) {
         refuse(
           request,
           new UnauthorizedError(
@@ -369,25 +388,25 @@ export const auth = fp<AuthOptions>(
           ),
         );
       }
-      if (ticket!.revokedAt !== null) refuse(request, new UnauthorizedError('ticket revoked'));
-      if (ticket!.expiresAt <= now) refuse(request, new UnauthorizedError('ticket expired'));
-      if (!(await tickets.useNonce(ticket!.id, snt!.nonce, now + 2 * SNT_WINDOW_S * 1000))) {
+      if (ticket.revokedAt !== null) refuse(request, new UnauthorizedError('ticket revoked'));
+      if (ticket.expiresAt <= now) refuse(request, new UnauthorizedError('ticket expired'));
+      if (!(await tickets.useNonce(ticket.id, snt.nonce, now + 2 * SNT_WINDOW_S * 1000))) {
         refuse(request, new UnauthorizedError('nonce already used: send a new nonce with every request'));
       }
-      touch(ticket!.id);
-      if (!ticket!.scopes.includes('ADMIN') && !ticket!.scopes.includes(scope)) {
+      touch(ticket.id);
+      if (!ticket.scopes.includes('ADMIN') && !ticket.scopes.includes(scope)) {
         throw new ForbiddenError(`this system ticket is not granted ${scope}`);
       }
       request.principal = {
         kind: 'system-ticket',
-        ticketId: ticket!.id,
-        scopes: ticket!.scopes,
-        organizations: ticket!.organizations,
+        ticketId: ticket.id,
+        scopes: ticket.scopes,
+        organizations: ticket.organizations,
       };
       const domain = (request.params as Record<string, string | undefined>).domain;
       if (domain !== undefined) {
         const org = await orgs.getByDomain(domain.toLowerCase());
-        if (!org || (ticket!.organizations !== null && !ticket!.organizations.includes(org.id))) {
+        if (!org || (ticket.organizations !== null && !ticket.organizations.includes(org.id))) {
           throw new NotFoundError(`no organization with domain "${domain}"`);
         }
         request.organization = org;

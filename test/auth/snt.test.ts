@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { forEachDialect } from '../db/helpers.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { seedOrg, signed, systemTicket, type SeededOrg } from '../helpers/fixtures.js';
@@ -184,6 +185,43 @@ forEachDialect('SNT-HMACv1 signed admin requests', (ctx) => {
     await new Promise((r) => setTimeout(r, 150));
     assert.ok((await nonces()).includes('old-nonce-2'), 'no pruning after close');
     await repo.pruneNonces();
+  });
+
+  test('an unsigned or unknown-ticket admin request is refused before its body is read', async () => {
+    const base = await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = new URL(base);
+    const url = `/api/admin/users/${o.domain}/bulk`;
+    // Headers announcing an 8 MB body, and only a few bytes of it: an answer before the rest
+    // comes proves the body was never waited for.
+    const ask = (authorization?: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(
+            `POST ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+              `Content-Length: 8000000\r\n${authorization ? `Authorization: ${authorization}\r\n` : ''}\r\n{"users":[`,
+          );
+        });
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (d: string) => {
+          text += d;
+          if (text.includes('\r\n\r\n')) {
+            socket.destroy();
+            resolve(text.slice(0, text.indexOf('\r\n')));
+          }
+        });
+        socket.on('error', reject);
+        socket.setTimeout(5000, () => reject(new Error('no answer before the body: it was waited for')));
+      });
+    assert.match(await ask(), /^HTTP\/1\.1 401 /);
+    const unknown = sntAuthorization({
+      token: '999999',
+      secret: 'x',
+      method: 'POST',
+      pathAndQuery: url,
+      body: '',
+    });
+    assert.match(await ask(unknown), /^HTTP\/1\.1 401 /);
   });
 
   test('a POST with X-HTTP-Method-Override is signed with the method sent (POST)', async () => {

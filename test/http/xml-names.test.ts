@@ -76,10 +76,11 @@ test('the ticket API (HTTP Basic) answers 400 and creates nothing', async () => 
   );
 });
 
-test('an admin route answers 400 before authentication, signed or not, and the server stays up', async () => {
+test('an admin route: unsigned, 401 before the body is read; signed, the hostile XML is a 400; the server stays up', async () => {
   const url = '/api/admin/organizations';
   for (const payload of HOSTILE.map((x) => x.replace(/availability/g, 'organization'))) {
-    assertXml400(await t.app.inject({ method: 'POST', url, headers: XML, payload }));
+    const unsigned = await t.app.inject({ method: 'POST', url, headers: XML, payload });
+    assert.equal(unsigned.statusCode, 401, unsigned.body);
     assertXml400(
       await t.app.inject({
         method: 'POST',
