@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import { AuditRepository, type AuditEntry } from '../areas/audit/repository.js';
-import { EventRepository, type StoredEvent } from '../events/repository.js';
+import { AuditRepository, type AuditEntry, type NewAuditEntry } from '../areas/audit/repository.js';
+import { EventRepository, type NewEvent, type StoredEvent } from '../events/repository.js';
 import type { DB } from './schema.js';
 import { announceEvents } from '../events/local.js';
 
@@ -27,7 +27,14 @@ export async function recordChange(
   change: Change,
   now = Date.now(),
 ): Promise<{ audit: AuditEntry; event: StoredEvent | null }> {
-  const audit = await new AuditRepository(trx).append({
+  const audit = await new AuditRepository(trx).append(auditOf(change, now));
+  const event = change.event ? await new EventRepository(trx).append(eventOf(change, now)!) : null;
+  if (event) announceEvents(event.seq);
+  return { audit, event };
+}
+
+function auditOf(change: Change, now: number): NewAuditEntry {
+  return {
     organizationId: change.organizationId,
     actor: change.actor,
     action: change.action,
@@ -35,19 +42,19 @@ export async function recordChange(
     entityId: String(change.entityId),
     data: change.data ?? {},
     at: now,
-  });
-  const event = change.event
-    ? await new EventRepository(trx).append({
-        organizationId: change.organizationId,
-        type: change.event.type,
-        time: now,
-        userId: change.event.userId ?? null,
-        groupId: change.event.groupId ?? null,
-        data: change.event.data ?? {},
-      })
-    : null;
-  if (event) announceEvents(event.seq);
-  return { audit, event };
+  };
+}
+
+function eventOf(change: Change, now: number): NewEvent | undefined {
+  if (!change.event) return undefined;
+  return {
+    organizationId: change.organizationId,
+    type: change.event.type,
+    time: now,
+    userId: change.event.userId ?? null,
+    groupId: change.event.groupId ?? null,
+    data: change.event.data ?? {},
+  };
 }
 
 /** Rows a statement: well under SQLite's and PostgreSQL's bound-parameter limits. */
@@ -68,31 +75,9 @@ export async function recordChanges(
   let lastSeq = 0;
   for (let i = 0; i < changes.length; i += ROWS_PER_STATEMENT) {
     const chunk = changes.slice(i, i + ROWS_PER_STATEMENT);
-    await audit.appendMany(
-      chunk.map((c) => ({
-        organizationId: c.organizationId,
-        actor: c.actor,
-        action: c.action,
-        entity: c.entity,
-        entityId: String(c.entityId),
-        data: c.data ?? {},
-        at: now,
-      })),
-    );
-    const withEvents = chunk.filter((c) => c.event);
-    if (withEvents.length === 0) continue;
-    const seq = await events.appendBatch(
-      withEvents.map((c) => ({
-        organizationId: c.organizationId,
-        type: c.event!.type,
-        time: now,
-        userId: c.event!.userId ?? null,
-        groupId: c.event!.groupId ?? null,
-        data: c.event!.data ?? {},
-      })),
-      now,
-    );
-    lastSeq = Math.max(lastSeq, seq);
+    await audit.appendMany(chunk.map((c) => auditOf(c, now)));
+    const rows = chunk.flatMap((c) => eventOf(c, now) ?? []);
+    if (rows.length > 0) lastSeq = Math.max(lastSeq, await events.appendBatch(rows, now));
   }
   if (lastSeq > 0) announceEvents(lastSeq);
 }

@@ -45,21 +45,25 @@ function toEntry(r: Selectable<AuditLogTable>): AuditEntry {
   };
 }
 
+function auditRow(entry: NewAuditEntry) {
+  return {
+    organization_id: entry.organizationId,
+    actor: entry.actor,
+    action: entry.action,
+    entity: entry.entity,
+    entity_id: entry.entityId,
+    data: toJson(entry.data ?? {}),
+    at: entry.at ?? Date.now(),
+  };
+}
+
 export class AuditRepository {
   constructor(private readonly db: Kysely<DB>) {}
 
   async append(entry: NewAuditEntry): Promise<AuditEntry> {
     const r = await this.db
       .insertInto('audit_log')
-      .values({
-        organization_id: entry.organizationId,
-        actor: entry.actor,
-        action: entry.action,
-        entity: entry.entity,
-        entity_id: entry.entityId,
-        data: toJson(entry.data ?? {}),
-        at: entry.at ?? Date.now(),
-      })
+      .values(auditRow(entry))
       .returningAll()
       .executeTakeFirstOrThrow();
     return toEntry(r);
@@ -68,20 +72,7 @@ export class AuditRepository {
   /** Several entries in one statement, in order (bulk changes). */
   async appendMany(entries: readonly NewAuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.db
-      .insertInto('audit_log')
-      .values(
-        entries.map((entry) => ({
-          organization_id: entry.organizationId,
-          actor: entry.actor,
-          action: entry.action,
-          entity: entry.entity,
-          entity_id: entry.entityId,
-          data: toJson(entry.data ?? {}),
-          at: entry.at ?? Date.now(),
-        })),
-      )
-      .execute();
+    await this.db.insertInto('audit_log').values(entries.map(auditRow)).execute();
   }
 
   /** Entries of an organization (null: installation-wide ones), oldest first; `from`/`to` in ms inclusive/exclusive. */
