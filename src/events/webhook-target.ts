@@ -27,25 +27,48 @@ for (const [net, prefix] of [
 for (const [net, prefix] of [
   ['::', 128],
   ['::1', 128],
+  ['100::', 64], // discard-only
+  ['2001::', 32], // Teredo (embeds an obfuscated IPv4 address)
+  ['2001:db8::', 32], // documentation
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215)
   ['fc00::', 7],
   ['fe80::', 10],
+  ['fec0::', 10], // deprecated site-local
   ['ff00::', 8],
 ] as const)
   blocked.addSubnet(net, prefix, 'ipv6');
 
-/** The IPv4 address embedded in an IPv4-mapped (::ffff:a.b.c.d) or NAT64 (64:ff9b::) address. */
-function embeddedIpv4(ipv6: string): string | null {
+/** The eight 16-bit groups of an IPv6 address (URL-normalized first), or null. */
+function groupsOf(ipv6: string): number[] | null {
   let normalized: string;
   try {
     normalized = new URL(`http://[${ipv6}]/`).hostname.slice(1, -1);
   } catch {
     return null;
   }
-  const m = /^(?:::ffff|64:ff9b:):([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(normalized);
-  if (!m) return null;
-  const hi = parseInt(m[1]!, 16);
-  const lo = parseInt(m[2]!, 16);
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  const [head = '', tail] = normalized.split('::');
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  const groups = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  return groups.length === 8 && groups.every((g) => g >= 0 && g <= 0xffff) ? groups : null;
+}
+
+const v4Of = (hi: number, lo: number): string => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+
+/**
+ * The IPv4 address an IPv6 address carries and that a packet to it would reach: IPv4-mapped
+ * (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated), NAT64 (64:ff9b::a.b.c.d) and 6to4
+ * (2002:aabb:ccdd::/48).
+ */
+function embeddedIpv4(ipv6: string): string | null {
+  const g = groupsOf(ipv6);
+  if (g === null) return null;
+  const zeros = (from: number, to: number): boolean => g.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && (g[5] === 0xffff || g[5] === 0)) return v4Of(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return v4Of(g[6]!, g[7]!);
+  if (g[0] === 0x2002) return v4Of(g[1]!, g[2]!);
+  return null;
 }
 
 /** Whether `ip` (v4 or v6) is loopback, private, link-local or otherwise not a public address. */
@@ -53,9 +76,9 @@ export function isPrivateAddress(ip: string): boolean {
   const family = isIP(ip);
   if (family === 4) return blocked.check(ip, 'ipv4');
   if (family === 6) {
+    if (blocked.check(ip, 'ipv6')) return true;
     const v4 = embeddedIpv4(ip);
-    if (v4 !== null) return blocked.check(v4, 'ipv4');
-    return blocked.check(ip, 'ipv6');
+    return v4 !== null && blocked.check(v4, 'ipv4');
   }
   return false;
 }

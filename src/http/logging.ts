@@ -69,13 +69,25 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * `obj` with the value of every secret field (by name, any case, in plain objects up to a few
- * levels deep) replaced by `[redacted]`; the same object when there is nothing to hide (the usual
- * case costs a walk over its keys, no copy). Objects that are not plain (a request, an Error) are
- * left to their serializers.
+ * `obj` with the value of every secret field (by name, any case, in plain objects and arrays up
+ * to a few levels deep) replaced by `[redacted]`; the same object when there is nothing to hide
+ * (the usual case costs a walk over its keys, no copy). Objects that are neither plain nor arrays
+ * (a request, an Error) are left to their serializers.
  */
 export function scrubSecrets<T>(obj: T, depth = 0): T {
-  if (!isPlainObject(obj) || depth > MAX_DEPTH) return obj;
+  if (depth > MAX_DEPTH) return obj;
+  if (Array.isArray(obj)) {
+    let copy: unknown[] | undefined;
+    obj.forEach((value: unknown, i) => {
+      const next = value !== null && typeof value === 'object' ? scrubSecrets(value, depth + 1) : value;
+      if (next !== value) {
+        copy ??= [...(obj as unknown[])];
+        copy[i] = next;
+      }
+    });
+    return (copy ?? obj) as T;
+  }
+  if (!isPlainObject(obj)) return obj;
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(obj)) {
     const value = obj[key];

@@ -478,9 +478,23 @@ forEachDialect('CRM webhooks', (t) => {
       'fd00::1',
       '::ffff:127.0.0.1',
       '::ffff:a00:1',
+      '::127.0.0.1', // IPv4-compatible
+      '64:ff9b::a9fe:a9fe', // NAT64 of 169.254.169.254
+      '64:ff9b:1::1', // local-use NAT64
+      '2002:7f00:1::1', // 6to4 of 127.0.0.1
+      '2002:c0a8:101::', // 6to4 of 192.168.1.1
+      '2001:0:4136:e378::1', // Teredo
+      'fec0::1',
     ])
       assert.ok(isPrivateAddress(ip), ip);
-    for (const ip of ['93.184.216.34', '8.8.8.8', '2606:4700::1111', '::ffff:8.8.8.8'])
+    for (const ip of [
+      '93.184.216.34',
+      '8.8.8.8',
+      '2606:4700::1111',
+      '::ffff:8.8.8.8',
+      '2002:808:808::1', // 6to4 of 8.8.8.8
+      '64:ff9b::808:808',
+    ])
       assert.ok(!isPrivateAddress(ip), ip);
     const org = await newOrg(db, 'whssrf');
     for (const url of [

@@ -24,6 +24,16 @@ test('secrets are scrubbed by field name, at any case and a few levels deep; not
   assert.equal(scrubSecrets({ err }).err, err, 'objects that are not plain go to their serializers');
 });
 
+test('secrets inside arrays are scrubbed too (a bulk body, a list of devices)', () => {
+  const bulk = { users: [{ id: 'a', password: 'one' }, { id: 'b' }, 'x', [{ token: 't' }]] };
+  assert.deepEqual(scrubSecrets(bulk), {
+    users: [{ id: 'a', password: '[redacted]' }, { id: 'b' }, 'x', [{ token: '[redacted]' }]],
+  });
+  assert.equal(bulk.users[0] !== undefined && (bulk.users[0] as { password: string }).password, 'one');
+  const plain = [{ id: 'a' }, 2];
+  assert.equal(scrubSecrets(plain), plain, 'nothing to hide in an array: the same array');
+});
+
 test('the logger writes scrubbed lines', () => {
   const lines: string[] = [];
   const sink = new Writable({
