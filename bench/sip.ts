@@ -212,6 +212,8 @@ interface Step {
   note: string;
   /** CPU time of this process (the B2BUA; sipp runs apart) per call set up, µs. */
   cpuPerCallUs?: number;
+  /** Share of the step the B2BUA's event loop was busy (1 = saturated: its one thread is the limit). */
+  elu?: number;
 }
 
 function judge(rate: number, calls: number, caller: SippStats, callee?: SippStats): Step {
@@ -245,7 +247,8 @@ function printStep(s: Step): void {
     `  ${String(s.rate).padStart(5)}/s  ${String(s.calls).padStart(6)} calls  achieved ${s.achieved.toFixed(0).padStart(5)}/s` +
       `  ok ${String(s.caller.successful).padStart(6)}  failed ${String(s.caller.failed + (s.callee?.failed ?? 0)).padStart(4)}` +
       `  retrans ${String(retrans).padStart(5)}  avg setup ${s.caller.responseMs.toFixed(1).padStart(6)} ms` +
-      `${s.cpuPerCallUs !== undefined ? `  cpu ${s.cpuPerCallUs.toFixed(0).padStart(5)} µs/call` : ''}  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
+      `${s.cpuPerCallUs !== undefined ? `  cpu ${s.cpuPerCallUs.toFixed(0).padStart(5)} µs/call` : ''}` +
+      `${s.elu !== undefined ? `  loop busy ${(s.elu * 100).toFixed(0).padStart(3)}%` : ''}  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
   );
   if (!s.ok) {
     const errs = [s.caller.errors, s.callee?.errors ?? ''].filter(Boolean).join('\n').trim();
@@ -297,6 +300,7 @@ async function rampCalls(
       args: ['-mp', String(await freePort())],
     });
     await waitBound(o.uasPort);
+    const eluBefore = performance.eventLoopUtilization();
     const uac = sippRun(o.uacScenario, {
       remote: o.target,
       port: o.uacPort,
@@ -325,6 +329,7 @@ async function rampCalls(
       ],
     });
     const caller = await uac.done;
+    const elu = performance.eventLoopUtilization(eluBefore).utilization;
     // The callee side ends once it has answered every call; if calls failed it may wait for
     // some that never come: its -timeout bounds that, but do not wait longer than needed.
     const stop = setTimeout(() => uas.child.kill('SIGINT'), caller.successful === calls ? 15_000 : 2_000);
@@ -333,7 +338,10 @@ async function rampCalls(
     const step = judge(rate, calls, caller, callee);
     await settle(o.idle ?? (() => true), 10_000);
     const cpu = process.cpuUsage(cpuBefore);
-    if (o.idle) step.cpuPerCallUs = (cpu.user + cpu.system) / Math.max(1, caller.successful);
+    if (o.idle) {
+      step.cpuPerCallUs = (cpu.user + cpu.system) / Math.max(1, caller.successful);
+      step.elu = elu;
+    }
     printStep(step);
     // After an overload, calls of the failed step linger (ringing ones until the 60 s no-answer
     // timeout) and so do their transactions (64*T1): let them end before the next part starts,

@@ -1,7 +1,17 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  SqliteDriver,
+  sql,
+  type DatabaseConnection,
+  type Driver,
+  type SqliteDatabase,
+} from 'kysely';
 import pg from 'pg';
 import {
   helpersByName,
@@ -15,6 +25,11 @@ export interface DatabaseHandle {
   db: Kysely<DB>;
   dialect: DialectName;
   helpers: DialectHelpers;
+  /**
+   * SQLite on a file: its absolute path, for a second connection in another thread (the call-event
+   * writer's). Undefined for PostgreSQL and for an in-memory database.
+   */
+  sqliteFile?: string;
   close(): Promise<void>;
 }
 
@@ -70,6 +85,28 @@ export function withStatementCache(sqlite: Database.Database, max = 500): Sqlite
   };
 }
 
+/**
+ * Transactions take SQLite's write lock when they begin (`BEGIN IMMEDIATE`). With a second
+ * connection writing (the call-event writer's thread), a deferred transaction that read first
+ * and wrote second could find its snapshot outdated and fail at once (SQLITE_BUSY, which no busy
+ * timeout retries); an immediate one waits for the lock (busy_timeout) and then sees the latest.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly database: SqliteDatabase) {
+    super({ database });
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver({ database: this.database });
+  }
+}
+
 async function openSqlite(rawPath: string): Promise<DatabaseHandle> {
   const path = rawPath.startsWith('//') ? rawPath.slice(2) : rawPath;
   if (path === '')
@@ -91,13 +128,14 @@ async function openSqlite(rawPath: string): Promise<DatabaseHandle> {
     );
   }
   const db = new Kysely<DB>({
-    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+    dialect: new ImmediateSqliteDialect(withStatementCache(sqlite)),
     plugins: [new SqliteBooleanPlugin()],
   });
   return {
     db,
     dialect: 'sqlite',
     helpers: helpersByName('sqlite'),
+    ...(memory ? {} : { sqliteFile: resolve(path) }),
     close: () => db.destroy(),
   };
 }

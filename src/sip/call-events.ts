@@ -1,14 +1,23 @@
 /**
  * Writes the call model's events and call records in batches: one transaction per batch, and
- * multi-row statements in it, keep the database (SQLite is synchronous) from stalling SIP at high
- * call rates. Order is preserved (events get their seq in the order they were pushed); a batch's
- * call records and events commit together. {@link flush} waits until everything queued is
- * committed.
+ * multi-row statements in it, keep the database from stalling SIP at high call rates. Order is
+ * preserved (events get their seq in the order they were pushed); a batch's call records and
+ * events commit together. {@link flush} waits until everything queued is committed.
+ *
+ * On SQLite (a file) the batches are written by a worker thread on a connection of its own:
+ * better-sqlite3 is synchronous, and writing in the SIP thread took about a fifth of that thread
+ * at high call rates. The SIP thread only hands the batch over; the hub, woken by the seq the
+ * worker returns, reads the events from the main connection as it reads any other. If the
+ * worker cannot start or dies, batches are written in this thread again (logged). PostgreSQL
+ * writes asynchronously anyway and stays in this thread.
  *
  * Call events carry no audit row: the audit log records changes made through the API, the CLI
  * and the web interface; what calls did is in the event log and the call records.
  */
+import { Worker } from 'node:worker_threads';
+import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../db/database.js';
+import type { DB } from '../db/schema.js';
 import { CallRepository, type NewCallRecord } from '../areas/calls/repository.js';
 import { EventRepository, type NewEvent } from '../events/repository.js';
 import { announceEvents } from '../events/local.js';
@@ -21,6 +30,102 @@ export type CallWrite = { event: NewEvent } | { record: NewCallRecord };
 
 /** A failed batch is tried this many times in all (with a growing pause) before it is dropped. */
 const ATTEMPTS = 4;
+
+/** Writes one batch in one transaction; the highest seq given to its events (0 without events). */
+export async function writeCallBatch(
+  db: Kysely<DB>,
+  events: readonly NewEvent[],
+  records: readonly NewCallRecord[],
+): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const repo = new EventRepository(trx);
+    let lastSeq = 0;
+    for (let i = 0; i < events.length; i += EVENTS_PER_STATEMENT) {
+      lastSeq = Math.max(lastSeq, await repo.appendBatch(events.slice(i, i + EVENTS_PER_STATEMENT)));
+    }
+    if (records.length > 0) await new CallRepository(trx).insertRecords(records);
+    return lastSeq;
+  });
+}
+
+/** What the worker is sent, and what it answers. */
+export interface WorkerBatch {
+  id: number;
+  events: NewEvent[];
+  records: NewCallRecord[];
+}
+export type WorkerReply = { id: number; lastSeq: number } | { id: number; error: string };
+
+/**
+ * The writer thread: a worker on its own SQLite connection. One batch at a time (the writer waits
+ * for each answer before it sends the next).
+ */
+class WriterThread {
+  private readonly worker: Worker;
+  private waiting: { id: number; resolve: (seq: number) => void; reject: (e: Error) => void } | undefined;
+  private nextId = 1;
+  /** Set once the worker is gone (failed to start, crashed, or closed). */
+  dead: Error | undefined;
+
+  constructor(file: string, onDeath: (err: Error) => void) {
+    this.worker = startWorker(file);
+    this.worker.on('message', (reply: WorkerReply) => {
+      const w = this.waiting;
+      if (!w || w.id !== reply.id) return;
+      this.waiting = undefined;
+      this.worker.unref();
+      if ('error' in reply) w.reject(new Error(reply.error));
+      else w.resolve(reply.lastSeq);
+    });
+    const die = (err: Error): void => {
+      if (this.dead) return;
+      this.dead = err;
+      // Whether a batch in flight was committed is unknown: it counts as failed and is tried
+      // again in this thread (a crash between commit and answer would write it twice).
+      this.waiting?.reject(err);
+      this.waiting = undefined;
+      onDeath(err);
+    };
+    this.worker.on('error', die);
+    this.worker.on('exit', (code) => die(new Error(`the call-event writer thread exited (code ${code})`)));
+    // Idle, the thread is never what keeps the process alive; a batch in flight is (whoever
+    // waits for it must see its answer). After the listeners: adding one refs the port again.
+    this.worker.unref();
+  }
+
+  write(events: NewEvent[], records: NewCallRecord[]): Promise<number> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise<number>((resolve, reject) => {
+      const id = this.nextId++;
+      this.waiting = { id, resolve, reject };
+      this.worker.ref();
+      const batch: WorkerBatch = { id, events, records };
+      this.worker.postMessage(batch);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.dead ??= new Error('closed');
+    await this.worker.terminate();
+  }
+}
+
+/**
+ * The worker, from the .ts source (through tsx's loader, registered inside the worker, so it
+ * works however the main thread was started) or from compiled .js.
+ */
+function startWorker(file: string): Worker {
+  const typescript = import.meta.url.endsWith('.ts');
+  const entry = new URL(`./call-writer-worker.${typescript ? 'ts' : 'js'}`, import.meta.url);
+  const options = { workerData: { file }, execArgv: [] as string[] };
+  if (!typescript) return new Worker(entry, options);
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const bootstrap =
+    `import(${JSON.stringify(tsxApi)})` +
+    `.then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })` +
+    `.catch((err) => { throw err; });`;
+  return new Worker(bootstrap, { ...options, eval: true });
+}
 
 export class BatchedWriter {
   private queue: CallWrite[] = [];
@@ -38,7 +143,24 @@ export class BatchedWriter {
     private readonly maxBatch = 2000,
     /** Writes waiting at most (the database is down or too slow): beyond, the oldest go. */
     private readonly maxQueue = 200_000,
-  ) {}
+    /** Write in a worker thread when the database is an SQLite file (see above). */
+    useThread = true,
+  ) {
+    if (useThread && database.sqliteFile !== undefined) {
+      this.thread = new WriterThread(database.sqliteFile, (err) => {
+        if (this.closing) return;
+        this.logger.error({ err }, 'SIP: the call-event writer thread stopped; writing in the SIP thread');
+      });
+    }
+  }
+
+  private thread: WriterThread | undefined;
+  private closing = false;
+
+  /** Where batches are written: `thread` (a worker on its own SQLite connection) or `inline`. */
+  get mode(): 'thread' | 'inline' {
+    return this.thread && !this.thread.dead ? 'thread' : 'inline';
+  }
 
   push(write: CallWrite): void {
     if (this.queue.length >= this.maxQueue) {
@@ -77,17 +199,11 @@ export class BatchedWriter {
       if ('event' in w) events.push(w.event);
       else records.push(w.record);
     }
-    this.running = this.database.db
-      .transaction()
-      .execute(async (trx) => {
-        const repo = new EventRepository(trx);
-        let lastSeq = 0;
-        for (let i = 0; i < events.length; i += EVENTS_PER_STATEMENT) {
-          lastSeq = Math.max(lastSeq, await repo.appendBatch(events.slice(i, i + EVENTS_PER_STATEMENT)));
-        }
-        if (records.length > 0) await new CallRepository(trx).insertRecords(records);
-        return lastSeq;
-      })
+    const written =
+      this.mode === 'thread'
+        ? this.thread!.write(events, records)
+        : writeCallBatch(this.database.db, events, records);
+    this.running = written
       .then(
         (lastSeq) => {
           this.dequeue(batch);
@@ -119,6 +235,13 @@ export class BatchedWriter {
   /** Takes the batch just written (or given up on) off the head of the queue. */
   private dequeue(batch: CallWrite[]): void {
     this.queue.splice(0, batch.length);
+  }
+
+  /** Writes what is queued, then stops the writer thread (if any). */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closing = true;
+    await this.thread?.close();
   }
 
   /** Resolves once every write queued so far is committed (or failed and logged). */

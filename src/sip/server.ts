@@ -253,7 +253,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
       ua.close();
       layer.close();
       await transport.close();
-      await writer.flush();
+      await writer.close();
     },
   };
 }

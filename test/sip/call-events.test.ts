@@ -2,13 +2,16 @@
  * The call-event writer: batches commit events and call records together, in order; a batch that
  * fails is tried again (and is not lost when the database comes back); one that keeps failing is
  * dropped and counted, and the writer goes on. Both dialects, with a real failure (a trigger that
- * refuses call records while a flag row exists).
+ * refuses call records while a flag row exists). On SQLite the batches are written by a worker
+ * thread on a second connection while the main connection keeps writing; a thread that cannot
+ * start leaves the writer writing in this thread.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { forEachDialect } from '../db/helpers.js';
 import { BatchedWriter } from '../../src/sip/call-events.js';
+import { onLocalEvents } from '../../src/events/local.js';
 import type { NewCallRecord } from '../../src/areas/calls/repository.js';
 
 forEachDialect('call-event writer', (ctx) => {
@@ -27,14 +30,26 @@ forEachDialect('call-event writer', (ctx) => {
     terminationReason: 'local_hangup',
   });
 
-  async function setup(): Promise<{ orgId: number }> {
-    const db = ctx.handle.db;
+  let orgs = 0;
+  async function newOrg(): Promise<{ orgId: number }> {
     const now = Date.now();
-    const org = await db
+    const org = await ctx.handle.db
       .insertInto('organizations')
-      .values({ domain: `w${now}.example`, name: 'W', number_plan: '[]', created_at: now, updated_at: now })
+      .values({
+        domain: `w${now}-${++orgs}.example`,
+        name: 'W',
+        number_plan: '[]',
+        created_at: now,
+        updated_at: now,
+      })
       .returning('id')
       .executeTakeFirstOrThrow();
+    return { orgId: org.id };
+  }
+
+  async function setup(): Promise<{ orgId: number }> {
+    const db = ctx.handle.db;
+    const org = { id: (await newOrg()).orgId };
     await sql`create table write_fails (id integer)`.execute(db);
     if (ctx.dialect === 'sqlite') {
       await sql`create trigger refuse_records before insert on call_records
@@ -123,6 +138,133 @@ forEachDialect('call-event writer', (ctx) => {
       );
     } finally {
       clearInterval(alive);
+      await writer.close();
+    }
+  });
+
+  const quiet = { debug() {}, warn() {}, error() {} };
+
+  // (With deferred transactions on the main connection this test stalls on the write lock and
+  // fails by its timeout.)
+  test(
+    'SQLite: a worker thread writes the batches while transactions on the main connection read, then write',
+    { timeout: 60_000 },
+    async () => {
+      const db = ctx.handle.db;
+      const { orgId } = await newOrg();
+      const writer = new BatchedWriter(ctx.handle, quiet, 1);
+      assert.equal(writer.mode, ctx.dialect === 'sqlite' ? 'thread' : 'inline');
+      const announced: number[] = [];
+      const stop = onLocalEvents((seq) => announced.push(seq));
+      const alive = setInterval(() => undefined, 1000);
+      try {
+        const CALLS = 400;
+        // The main connection's transactions read and then write while the thread commits batch
+        // after batch: a deferred transaction would fail when its snapshot went stale (SQLITE_BUSY);
+        // these take the write lock when they begin.
+        const mainWrites = (async () => {
+          for (let i = 0; i < 60; i++) {
+            await db.transaction().execute(async (trx) => {
+              await trx.selectFrom('events').select('seq').orderBy('seq', 'desc').limit(1).execute();
+              await new Promise((r) => setImmediate(r));
+              await trx
+                .insertInto('organizations')
+                .values({
+                  domain: `m${i}-${orgId}.example`,
+                  name: 'M',
+                  number_plan: '[]',
+                  created_at: 1,
+                  updated_at: 1,
+                })
+                .execute();
+            });
+          }
+        })();
+        for (let i = 0; i < CALLS; i++) {
+          writer.push({ event: { organizationId: orgId, type: 'call.early', data: { n: i } } });
+          writer.push({ record: { ...record(`t${i}`), organizationId: orgId } });
+          if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+        }
+        await mainWrites;
+        await writer.flush();
+        assert.equal(writer.failed, 0);
+        const rows = await db
+          .selectFrom('events')
+          .select(['seq', 'data'])
+          .where('organization_id', '=', orgId)
+          .orderBy('seq')
+          .execute();
+        assert.deepEqual(
+          rows.map((r) => (typeof r.data === 'string' ? (JSON.parse(r.data) as { n: number }) : r.data).n),
+          Array.from({ length: CALLS }, (_, i) => i),
+          'every event, in the order pushed',
+        );
+        const records = await db
+          .selectFrom('call_records')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('organization_id', '=', orgId)
+          .executeTakeFirstOrThrow();
+        assert.equal(Number(records.n), CALLS);
+        const created = await db
+          .selectFrom('organizations')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('domain', 'like', `m%-${orgId}.example`)
+          .executeTakeFirstOrThrow();
+        assert.equal(Number(created.n), 60, 'every main-connection transaction committed');
+        await new Promise((r) => setImmediate(r));
+        assert.equal(
+          Math.max(...announced),
+          rows.at(-1)!.seq,
+          'the last seq written is announced to the hub',
+        );
+      } finally {
+        stop();
+        clearInterval(alive);
+        await writer.close();
+      }
+    },
+  );
+
+  test('a writer thread that cannot start leaves the writer writing in this thread, nothing lost', async (t) => {
+    if (ctx.dialect !== 'sqlite') return t.skip('SQLite only (the writer thread)');
+    const db = ctx.handle.db;
+    const { orgId } = await newOrg();
+    const errors: string[] = [];
+    let died!: () => void;
+    const death = new Promise<void>((r) => (died = r));
+    const logger = {
+      debug() {},
+      warn() {},
+      error(_o: object, msg: string) {
+        errors.push(msg);
+        if (/thread stopped/.test(msg)) died();
+      },
+    };
+    // A file the thread cannot open (its parent is not a directory).
+    const writer = new BatchedWriter({ ...ctx.handle, sqliteFile: '/dev/null/cannot.db' }, logger, 1);
+    const alive = setInterval(() => undefined, 1000);
+    try {
+      writer.push({ event: { organizationId: orgId, type: 'call.early', data: { n: 1 } } });
+      writer.push({ record: { ...record('f1'), organizationId: orgId } });
+      await death;
+      assert.equal(writer.mode, 'inline');
+      writer.push({ event: { organizationId: orgId, type: 'call.terminated', data: { n: 2 } } });
+      await writer.flush();
+      const types = await db
+        .selectFrom('events')
+        .select('type')
+        .where('organization_id', '=', orgId)
+        .orderBy('seq')
+        .execute();
+      assert.deepEqual(
+        types.map((r) => r.type),
+        ['call.early', 'call.terminated'],
+      );
+      assert.equal(writer.failed, 0);
+      assert.ok(errors.some((e) => /writing in the SIP thread/.test(e)));
+    } finally {
+      clearInterval(alive);
+      await writer.close();
     }
   });
 });
