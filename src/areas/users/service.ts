@@ -75,16 +75,7 @@ async function recordUserCreated(
   user: User,
   groups: number[],
 ) {
-  const summary = { userId: user.userId, role: user.role, ...(groups.length > 0 ? { groups } : {}) };
-  await recordChange(trx, {
-    organizationId: org.id,
-    actor,
-    action: 'user.created',
-    entity: 'user',
-    entityId: fullId(user, org),
-    data: summary,
-    event: { type: 'user.created', userId: user.id, data: { id: fullId(user, org), ...summary } },
-  });
+  await recordChange(trx, userCreatedChange(actor, org, user, groups, false));
 }
 
 export async function createUser(
@@ -541,7 +532,7 @@ async function insertRowsIn(
   }
   await recordChanges(
     trx,
-    users.map((user, i) => userCreatedChange(actor, organization, user, rows[i]!.groups ?? [])),
+    users.map((user, i) => userCreatedChange(actor, organization, user, rows[i]!.groups ?? [], true)),
   );
   return users;
 }
@@ -597,11 +588,18 @@ export async function importUserRows(
 }
 
 /** The audit row and event of a user created in bulk. */
-function userCreatedChange(actor: Actor, org: Organization, user: User, groups: number[]): Change {
+/** The audit entry and `user.created` event of a new user (`bulk` marks the bulk endpoint's). */
+function userCreatedChange(
+  actor: Actor,
+  org: Organization,
+  user: User,
+  groups: number[],
+  bulk: boolean,
+): Change {
   const summary = {
     userId: user.userId,
     role: user.role,
-    bulk: true,
+    ...(bulk ? { bulk: true } : {}),
     ...(groups.length > 0 ? { groups } : {}),
   };
   return {
