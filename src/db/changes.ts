@@ -28,7 +28,8 @@ export async function recordChange(
   now = Date.now(),
 ): Promise<{ audit: AuditEntry; event: StoredEvent | null }> {
   const audit = await new AuditRepository(trx).append(auditOf(change, now));
-  const event = change.event ? await new EventRepository(trx).append(eventOf(change, now)!) : null;
+  const newEvent = eventOf(change, now);
+  const event = newEvent ? await new EventRepository(trx).append(newEvent) : null;
   if (event) announceEvents(event.seq);
   return { audit, event };
 }

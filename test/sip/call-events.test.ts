@@ -12,6 +12,7 @@ import { sql } from 'kysely';
 import { forEachDialect } from '../db/helpers.js';
 import { BatchedWriter } from '../../src/sip/call-events.js';
 import { onLocalEvents } from '../../src/events/local.js';
+import type { SipLogger } from '../../src/sip/transport.js';
 import type { NewCallRecord } from '../../src/areas/calls/repository.js';
 
 forEachDialect('call-event writer', (ctx) => {
@@ -65,20 +66,26 @@ forEachDialect('call-event writer', (ctx) => {
     return { orgId: org.id };
   }
 
-  test('a failed batch is tried again; one that keeps failing is dropped, counted, and the writer goes on', async () => {
-    const db = ctx.handle.db;
-    const { orgId } = await setup();
+  /** A logger that keeps its error messages, and resolves `seen` at the first matching `until`. */
+  function errorLog(until: RegExp): { errors: string[]; seen: Promise<void>; logger: SipLogger } {
     const errors: string[] = [];
-    let failedOnce!: () => void;
-    const firstFailure = new Promise<void>((r) => (failedOnce = r));
+    let resolve!: () => void;
+    const seen = new Promise<void>((r) => (resolve = r));
     const logger = {
       debug() {},
       warn() {},
       error(_o: object, msg: string) {
         errors.push(msg);
-        failedOnce();
+        if (until.test(msg)) resolve();
       },
     };
+    return { errors, seen, logger };
+  }
+
+  test('a failed batch is tried again; one that keeps failing is dropped, counted, and the writer goes on', async () => {
+    const db = ctx.handle.db;
+    const { orgId } = await setup();
+    const { errors, seen: firstFailure, logger } = errorLog(/./);
     const writer = new BatchedWriter(ctx.handle, logger, 5);
     // The writer's timers do not keep a process alive (a server does): this test does.
     const alive = setInterval(() => undefined, 1000);
@@ -229,17 +236,7 @@ forEachDialect('call-event writer', (ctx) => {
     if (ctx.dialect !== 'sqlite') return t.skip('SQLite only (the writer thread)');
     const db = ctx.handle.db;
     const { orgId } = await newOrg();
-    const errors: string[] = [];
-    let died!: () => void;
-    const death = new Promise<void>((r) => (died = r));
-    const logger = {
-      debug() {},
-      warn() {},
-      error(_o: object, msg: string) {
-        errors.push(msg);
-        if (/thread stopped/.test(msg)) died();
-      },
-    };
+    const { errors, seen: death, logger } = errorLog(/thread stopped/);
     // A file the thread cannot open (its parent is not a directory).
     const writer = new BatchedWriter({ ...ctx.handle, sqliteFile: '/dev/null/cannot.db' }, logger, 1);
     const alive = setInterval(() => undefined, 1000);
