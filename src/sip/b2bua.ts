@@ -35,7 +35,12 @@ import {
   type SipResponse,
   type Uri,
 } from './message.js';
-import type { BindingStore, DeviceAuthenticator, OrganizationCache } from './registrar.js';
+import {
+  replyAuthFailure,
+  type BindingStore,
+  type DeviceAuthenticator,
+  type OrganizationCache,
+} from './registrar.js';
 import { numberOf, type Destination, type Router, type TrunkDirectory } from './routing.js';
 import { directionOf, SdpVersioner, withDirection } from './sdp.js';
 import type { ServerTransaction } from './transaction.js';
@@ -356,10 +361,7 @@ export class B2bua implements CallCommands {
     const outcome = await this.o.auth.authenticate(req, org, true, source);
     if (this.cancelledEarly.has(tx)) return undefined;
     if (!outcome.ok) {
-      this.o.ua.reply(tx, outcome.status, {
-        ...(outcome.reason ? { reason: outcome.reason } : {}),
-        ...(outcome.headers ? { headers: outcome.headers } : {}),
-      });
+      replyAuthFailure(this.o.ua, tx, outcome);
       return undefined;
     }
     if (outcome.device.sipUsername !== fromUser) {
@@ -388,7 +390,6 @@ export class B2bua implements CallCommands {
     const trunkOf = maybeTrunk ? ((await this.o.trunks?.organizationsAt(source)) ?? []) : [];
     if (cancelled()) return;
     if (trunkOf.length > 0) {
-      ua.reply(tx, 100);
       await this.inboundFromTrunk(req, tx, source, from.uri.user, trunkOf);
       return;
     }
@@ -397,8 +398,9 @@ export class B2bua implements CallCommands {
       return;
     }
     const caller = await this.authenticateCaller(req, tx, source, org, from.uri.user);
+    // (No 100 Trying of our own: the transaction sends one if nothing else is sent within 200 ms,
+    // §17.2.1; a callee that rings at once spares the caller a message.)
     if (!caller || cancelled()) return;
-    ua.reply(tx, 100);
     const callerUser = await this.o.router.userById(org, caller.userId);
     if (cancelled()) return;
     const dialled = req.uri.user ?? '';

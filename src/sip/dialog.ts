@@ -136,8 +136,8 @@ export function dialogKey(callId: string, localTag: string): string {
 
 /** The UAS side of a dialog created by `invite` (§12.1.1); `toTag` is the tag we answer with. */
 export function uasDialog(invite: SipRequest, source: Endpoint, toTag: string): Dialog {
-  const to = getTo(invite);
-  to.params.set('tag', toTag);
+  const invited = getTo(invite); // read-only: the request's own parsed To
+  const to: NameAddr = { ...invited, params: new Map(invited.params).set('tag', toTag) };
   const contacts = getContacts(invite);
   const target = contacts !== '*' && contacts[0] ? contacts[0].uri : getFrom(invite).uri;
   return new Dialog({

@@ -7,10 +7,11 @@
  * any server process that holds the secret can check one without shared state; only the
  * nonce-count tracking (replay protection) is per process.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Clock } from './clock.js';
 import { bad } from './errors.js';
 import { quote, Scanner } from './grammar.js';
+import { randomSlice } from './random.js';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
 
@@ -172,9 +173,12 @@ export class NonceManager {
   }
 
   issue(): string {
+    // 64-bit big-endian milliseconds, then 64 random bits (from the pool the SIP ids draw on).
     const body = Buffer.alloc(16);
-    body.writeBigUInt64BE(BigInt(Math.floor(this.wallClock())), 0);
-    randomBytes(8).copy(body, 8);
+    const ms = Math.floor(this.wallClock());
+    body.writeUInt32BE(Math.floor(ms / 2 ** 32), 0);
+    body.writeUInt32BE(ms % 2 ** 32, 4);
+    randomSlice(8).copy(body, 8);
     return Buffer.concat([body, this.sign(body)]).toString('base64url');
   }
 
@@ -197,7 +201,7 @@ export class NonceManager {
     if (raw.length !== 32) return undefined;
     const body = raw.subarray(0, 16);
     if (!timingSafeEqual(raw.subarray(16), this.sign(body))) return undefined;
-    return Number(body.readBigUInt64BE(0));
+    return body.readUInt32BE(0) * 2 ** 32 + body.readUInt32BE(4);
   }
 
   /**

@@ -9,7 +9,6 @@
  * once on the headers every element relies on, so a message it returns never makes those getters
  * throw.
  */
-import { randomFillSync } from 'node:crypto';
 import { bad, SipParseError } from './errors.js';
 import {
   formatNameAddr,
@@ -36,6 +35,7 @@ import {
   type SipHeader,
   type SipLimits,
 } from './headers.js';
+import { randomSlice } from './random.js';
 import { formatUri, isSipUri, parseUri, type Uri } from './uri.js';
 
 export { SipParseError, type SipParseStatus } from './errors.js';
@@ -193,14 +193,20 @@ function validate(msg: SipMessage): void {
 export function getHeaders(msg: { headers: readonly SipHeader[] }, name: string): string[] {
   const key = headerKey(name);
   const out: string[] = [];
-  for (const h of msg.headers) if (headerKey(h.name) === key) out.push(h.value);
+  // Stored names of well-known headers are canonical: comparing spellings first skips most key lookups.
+  for (const h of msg.headers) if (h.name === name || headerKey(h.name) === key) out.push(h.value);
   return out;
 }
 
 /** The first value of a header, or undefined. */
 export function getHeader(msg: { headers: readonly SipHeader[] }, name: string): string | undefined {
+  return firstHeader(msg, name)?.value;
+}
+
+function firstHeader(msg: { headers: readonly SipHeader[] }, name: string): SipHeader | undefined {
   const key = headerKey(name);
-  return msg.headers.find((h) => headerKey(h.name) === key)?.value;
+  for (const h of msg.headers) if (h.name === name || headerKey(h.name) === key) return h;
+  return undefined;
 }
 
 export function hasHeader(msg: { headers: readonly SipHeader[] }, name: string): boolean {
@@ -254,48 +260,66 @@ export function removeHeader(msg: { headers: SipHeader[] }, name: string): void 
 
 // Typed views. They throw SipParseError on a malformed value (never on a message parseMessage returned).
 
-function required(msg: SipMessage, name: string): string {
-  const value = getHeader(msg, name);
-  if (value === undefined) throw bad(`missing ${name}`);
-  return value;
+/**
+ * Structured views are parsed once per header value: every layer (transport, transactions, UA,
+ * B2BUA) reads the same Via, From, To and CSeq, and parsing them again each time was a tenth of the
+ * SIP thread's time. The parsed value hangs off the header object under a private symbol, checked
+ * against the value it was parsed from, so a header whose value is replaced is parsed anew.
+ * Callers must treat what the typed getters return as read-only (copy before changing it).
+ */
+const PARSED = Symbol('parsed');
+type CachedHeader = SipHeader & { [PARSED]?: { value: string; parse: unknown; parsed: unknown } };
+
+function parsedValue<T>(h: SipHeader, parse: (value: string) => T): T {
+  const c = (h as CachedHeader)[PARSED];
+  if (c !== undefined && c.value === h.value && c.parse === parse) return c.parsed as T;
+  const parsed = parse(h.value);
+  remember(h, parse, parsed);
+  return parsed;
+}
+
+/** Not enumerable: a header compares, copies and prints as its name and value only. */
+function remember(h: SipHeader, parse: unknown, parsed: unknown): void {
+  const entry = { value: h.value, parse, parsed };
+  if (PARSED in h) (h as CachedHeader)[PARSED] = entry;
+  else Object.defineProperty(h, PARSED, { value: entry, writable: true });
+}
+
+function requiredHeader(msg: SipMessage, name: string): SipHeader {
+  const h = firstHeader(msg, name);
+  if (h === undefined) throw bad(`missing ${name}`);
+  return h;
 }
 
 export function getVias(msg: SipMessage): Via[] {
-  return getHeaders(msg, 'Via').map(parseVia);
+  const key = headerKey('Via');
+  const out: Via[] = [];
+  for (const h of msg.headers)
+    if (h.name === 'Via' || headerKey(h.name) === key) out.push(parsedValue(h, parseVia));
+  return out;
 }
 
-/**
- * The parsed top Via of each header object, while its value is unchanged: the transport, the
- * transaction layer and the UA each read it, so a message's top Via is parsed once.
- */
-const topVias = new WeakMap<SipHeader, { value: string; via: Via }>();
-
+/** The top Via (the transport, the transaction layer and the UA each read it). */
 export function getTopVia(msg: SipMessage): Via {
-  const key = headerKey('Via');
-  const h = msg.headers.find((x) => headerKey(x.name) === key);
+  const h = firstHeader(msg, 'Via');
   if (!h) throw bad('missing Via');
-  const cached = topVias.get(h);
-  if (cached && cached.value === h.value) return cached.via;
-  const via = parseVia(h.value);
-  topVias.set(h, { value: h.value, via });
-  return via;
+  return parsedValue(h, parseVia);
 }
 
 /** Replaces the top Via value (e.g. to add `received`/`rport`, §18.2.1). */
 export function setTopVia(msg: SipMessage, via: Via): void {
-  const key = headerKey('Via');
-  const h = msg.headers.find((x) => headerKey(x.name) === key);
+  const h = firstHeader(msg, 'Via');
   if (!h) throw new TypeError('message has no Via');
   h.value = formatVia(via);
-  topVias.set(h, { value: h.value, via });
+  remember(h, parseVia, via);
 }
 
 export function getFrom(msg: SipMessage): NameAddr {
-  return parseNameAddr(required(msg, 'From'));
+  return parsedValue(requiredHeader(msg, 'From'), parseNameAddr);
 }
 
 export function getTo(msg: SipMessage): NameAddr {
-  return parseNameAddr(required(msg, 'To'));
+  return parsedValue(requiredHeader(msg, 'To'), parseNameAddr);
 }
 
 /** The `tag` parameter of a From/To value, unquoted tags being tokens (§19.3). */
@@ -304,11 +328,11 @@ export function tagOf(addr: NameAddr): string | undefined {
 }
 
 export function getCallId(msg: SipMessage): string {
-  return required(msg, 'Call-ID');
+  return requiredHeader(msg, 'Call-ID').value;
 }
 
 export function getCSeq(msg: SipMessage): CSeq {
-  return parseCSeq(required(msg, 'CSeq'));
+  return parsedValue(requiredHeader(msg, 'CSeq'), parseCSeq);
 }
 
 /** Max-Forwards (§20.22), undefined when absent; 0–255 (RFC 4475 §3.1.2.4). */
@@ -321,10 +345,14 @@ export function getMaxForwards(msg: SipMessage): number | undefined {
 export function getContacts(msg: SipMessage): NameAddr[] | '*' {
   const values = getHeaders(msg, 'Contact');
   if (values.length === 1 && values[0] === '*') return '*';
-  return values.map((v) => {
-    if (v === '*') throw bad('"*" Contact mixed with others');
-    return parseNameAddr(v);
-  });
+  const key = headerKey('Contact');
+  const out: NameAddr[] = [];
+  for (const h of msg.headers) {
+    if (h.name !== 'Contact' && headerKey(h.name) !== key) continue;
+    if (h.value === '*') throw bad('"*" Contact mixed with others');
+    out.push(parsedValue(h, parseNameAddr));
+  }
+  return out;
 }
 
 /** Expires (§20.19) as a number of seconds; undefined when absent; 400 when not a 32-bit number. */
@@ -463,22 +491,6 @@ export function createResponse(req: SipRequest, status: number, options: Respons
   };
   for (const h of options.headers ?? []) addHeader(res, h.name, h.value);
   return res;
-}
-
-/**
- * Random bytes for branches, tags and Call-IDs, drawn from a pool refilled by the CSPRNG 4 KiB at
- * a time (one `randomBytes` call per id cost more than the rest of building a request).
- */
-const pool = Buffer.allocUnsafe(4096);
-let poolUsed = pool.length;
-function randomSlice(bytes: number): Buffer {
-  if (poolUsed + bytes > pool.length) {
-    randomFillSync(pool);
-    poolUsed = 0;
-  }
-  const slice = pool.subarray(poolUsed, poolUsed + bytes);
-  poolUsed += bytes;
-  return slice;
 }
 
 function randomToken(bytes: number): string {

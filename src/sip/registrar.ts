@@ -241,7 +241,29 @@ export class OrganizationCache {
 // Digest authentication of devices (REGISTER: 401/WWW-Authenticate; INVITE: 407/Proxy-Authenticate).
 
 export type AuthOutcome =
-  { ok: true; device: Device } | { ok: false; status: number; reason?: string; headers?: SipHeader[] };
+  | { ok: true; device: Device }
+  | {
+      ok: false;
+      status: number;
+      reason?: string;
+      headers?: SipHeader[];
+      /** A 401/407 challenge: answered statelessly (§8.2.7), nothing to remember about it. */
+      challenge?: true;
+    };
+
+/** Sends a failed {@link AuthOutcome}: a challenge statelessly, anything else in the transaction. */
+export function replyAuthFailure(
+  ua: UserAgentCore,
+  tx: ServerTransaction,
+  outcome: Extract<AuthOutcome, { ok: false }>,
+): void {
+  const options = {
+    ...(outcome.reason ? { reason: outcome.reason } : {}),
+    ...(outcome.headers ? { headers: outcome.headers } : {}),
+  };
+  if (outcome.challenge) ua.replyStatelessly(tx, outcome.status, options);
+  else ua.reply(tx, outcome.status, options);
+}
 
 export interface AuthenticatorOptions {
   /** Devices and their digest credentials (cached; see SipDirectory). */
@@ -273,7 +295,7 @@ export class DeviceAuthenticator {
         ...(stale ? { stale: true } : {}),
       }),
     }));
-    return { ok: false, status: proxy ? 407 : 401, headers };
+    return { ok: false, status: proxy ? 407 : 401, headers, challenge: true };
   }
 
   /** Checks the request's credentials for `org`'s realm; counts failures against `source`. */
@@ -508,10 +530,7 @@ export class Registrar {
     }
     const outcome = await auth.authenticate(req, org, false, source);
     if (!outcome.ok) {
-      ua.reply(tx, outcome.status, {
-        ...(outcome.reason ? { reason: outcome.reason } : {}),
-        ...(outcome.headers ? { headers: outcome.headers } : {}),
-      });
+      replyAuthFailure(ua, tx, outcome);
       return;
     }
     const device = outcome.device;

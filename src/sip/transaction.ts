@@ -376,6 +376,23 @@ export class ServerTransaction extends Transaction {
     });
   }
 
+  /**
+   * Sends a final non-2xx response and forgets the transaction at once: stateless UAS behaviour
+   * (§8.2.7), meant for challenges. Nothing is retransmitted and no ACK is awaited; a retransmitted
+   * request starts a new transaction and is answered anew, and the ACK matches nothing and is
+   * dropped. At hundreds of calls per second this spares each challenged INVITE timers G, H and I
+   * and each challenged REGISTER 32 s of timer J. Throws like {@link respond}.
+   */
+  respondStatelessly(res: SipResponse): void {
+    if (res.status < 300) throw new Error(`SIP: a ${res.status} cannot be sent statelessly (${this.key})`);
+    if (this.current !== 'trying' && this.current !== 'proceeding')
+      throw new Error(`SIP: cannot send ${res.status} in state ${this.current} (${this.key})`);
+    this.stopTimer('Trying');
+    this.lastResponse = res;
+    this.transmit(res);
+    this.terminate();
+  }
+
   private armG(interval: number, T2: number): void {
     this.startTimer('G', interval, () => {
       if (this.current !== 'completed' || !this.lastResponse) return;

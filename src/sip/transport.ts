@@ -184,6 +184,12 @@ interface TransportContext {
   deliver(message: SipMessage, source: Endpoint): void;
 }
 
+/** Whether a datagram is nothing but CR and LF octets (stops at the first other octet). */
+function onlyLineBreaks(data: Buffer): boolean {
+  for (const octet of data) if (octet !== 13 && octet !== 10) return false;
+  return true;
+}
+
 /** Parses a received message and hands it on; never throws. */
 function receive(ctx: TransportContext, data: Buffer, source: Endpoint): SipParseError | undefined {
   let message: SipMessage;
@@ -238,7 +244,7 @@ export class UdpTransport implements Transport {
       const source: Endpoint = { transport: 'udp', address: rinfo.address, port: rinfo.port };
       // A datagram of only CRLFs is a keep-alive (RFC 5626 §3.5.1 uses them on UDP too via STUN; many
       // phones send bare CRLFs): nothing to parse.
-      if (/^[\r\n]*$/.test(data.toString('latin1'))) return;
+      if (onlyLineBreaks(data)) return;
       const err = receive(ctx, data, source);
       if (err)
         ctx.logger.warn(

@@ -178,6 +178,17 @@ export class UserAgentCore {
     return this.respond(tx, createResponse(tx.request, status, options));
   }
 
+  /** A final non-2xx answer that ends the transaction at once (a challenge: see respondStatelessly). */
+  replyStatelessly(tx: ServerTransaction, status: number, options: ResponseOptions = {}): boolean {
+    try {
+      tx.respondStatelessly(createResponse(tx.request, status, options));
+      return true;
+    } catch (err) {
+      this.logger.debug({ err, status }, 'SIP: response not sent');
+      return false;
+    }
+  }
+
   /**
    * Sends a 2xx to an INVITE and retransmits it (T1 doubling to T2) until {@link receiveAck}
    * sees its ACK (§13.3.1.4). Resolves true on the ACK, false after 64*T1 without one.

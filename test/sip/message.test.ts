@@ -625,6 +625,51 @@ describe('building and editing messages', () => {
   });
 });
 
+describe('parsed header views', () => {
+  const msg = (): SipMessage =>
+    parseMessage(
+      Buffer.from(
+        [
+          'INVITE sip:bob@example.com SIP/2.0',
+          'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa',
+          'To: Bob <sip:bob@example.com>',
+          'From: <sip:alice@example.com>;tag=aa',
+          'Call-ID: c1',
+          'CSeq: 7 INVITE',
+          '',
+          '',
+        ].join('\r\n'),
+      ),
+    );
+
+  test('each view is parsed once per value and again when the value changes', () => {
+    const m = msg();
+    assert.equal(getFrom(m), getFrom(m), 'the same parsed From twice');
+    assert.equal(getCSeq(m), getCSeq(m));
+    assert.equal(getTopVia(m), getVias(m)[0], 'the top Via is the one validation parsed');
+    const from = m.headers.find((h) => h.name === 'From')!;
+    from.value = '<sip:carol@example.com>;tag=cc';
+    assert.equal(formatNameAddr(getFrom(m)), '<sip:carol@example.com>;tag=cc');
+    setHeader(m, 'CSeq', '8 INVITE');
+    assert.equal(getCSeq(m).seq, 8);
+  });
+
+  test('the cache is invisible: headers compare, copy and serialize as name and value', () => {
+    const m = msg();
+    getFrom(m);
+    getTo(m);
+    assert.deepEqual(
+      m.headers.find((h) => h.name === 'From'),
+      { name: 'From', value: '<sip:alice@example.com>;tag=aa' },
+    );
+    assert.deepEqual(Object.keys({ ...m.headers[0]! }), ['name', 'value']);
+    assert.deepEqual(JSON.parse(JSON.stringify(m.headers[1])), {
+      name: 'To',
+      value: 'Bob <sip:bob@example.com>',
+    });
+  });
+});
+
 describe('generated round trips (seeded)', () => {
   const TOKEN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~";
   const ANY = TOKEN + ' "\\<>@:;,?/=[]{}()\t\x01\x7féü日本😀';

@@ -423,6 +423,41 @@ describe('INVITE server transaction (§17.2.1, RFC 6026)', () => {
   });
 });
 
+describe('stateless answers (§8.2.7: challenges)', () => {
+  test('INVITE: the 407 is sent once, the transaction is gone, a retransmission is a new request, the ACK goes to the TU', () => {
+    const { clock, layer, transport, requests } = setup();
+    const req = request('INVITE');
+    layer.receive(req, UDP);
+    const tx = requests[0]!.tx!;
+    tx.respondStatelessly(createResponse(req, 407, { toTag: 'c1' }));
+    assert.equal(tx.state, 'terminated');
+    assert.deepEqual(layer.size, { clients: 0, servers: 0 });
+    clock.advance(40_000);
+    assert.deepEqual(transport.times(isStatus(407)), [0], 'no timer G retransmission');
+    assert.equal(transport.times(isStatus(100)).length, 0, 'no 100 Trying after the answer');
+    layer.receive(request('INVITE', getBranch(req)), UDP);
+    assert.equal(requests.length, 2, 'the retransmitted INVITE reaches the TU again, to be challenged anew');
+    requests[1]!.tx!.respondStatelessly(createResponse(requests[1]!.req, 407, { toTag: 'c2' }));
+    layer.receive(request('ACK', getBranch(req)), UDP);
+    assert.equal(requests.length, 3);
+    assert.equal(requests[2]!.tx, undefined, 'the ACK matches no transaction');
+    assert.deepEqual(layer.size, { clients: 0, servers: 0 });
+  });
+
+  test('REGISTER: no timer J state; only final non-2xx answers, only before a final', () => {
+    const { layer, transport, requests } = setup();
+    const req = request('REGISTER');
+    layer.receive(req, UDP);
+    const tx = requests[0]!.tx!;
+    assert.throws(() => tx.respondStatelessly(createResponse(req, 200)), /cannot be sent statelessly/);
+    assert.throws(() => tx.respondStatelessly(createResponse(req, 180)), /cannot be sent statelessly/);
+    tx.respondStatelessly(createResponse(req, 401));
+    assert.deepEqual(layer.size, { clients: 0, servers: 0 });
+    assert.throws(() => tx.respondStatelessly(createResponse(req, 401)), /in state terminated/);
+    assert.equal(transport.times(isStatus(401)).length, 1);
+  });
+});
+
 describe('non-INVITE server transaction (§17.2.2)', () => {
   test('Trying discards retransmissions; Proceeding re-sends the provisional; Completed the final', () => {
     const { clock, layer, transport, requests } = setup();
