@@ -4,15 +4,15 @@
  * that is already unfolded (continuation lines joined by a space) and split on list commas, and
  * throws {@link SipParseError} (400) on anything the grammar does not allow.
  */
+import { CharClass } from './chars.js';
 import { bad, SipParseError } from './errors.js';
 import { formatUri, parseHostPort, parseUri, type Params, type Uri } from './uri.js';
 
 /** §25.1 token characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~". */
-const TOKEN_CHARS = new Set(
-  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~".split(''),
-);
+const TOKEN_TEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~";
+const TOKEN_CHARS = new CharClass(TOKEN_TEXT);
 /** gen-value = token / host / quoted-string: token characters plus the IPv6 reference ones. */
-const GEN_VALUE_CHARS = new Set([...TOKEN_CHARS, '[', ']', ':']);
+const GEN_VALUE_CHARS = new CharClass(TOKEN_TEXT + '[]:');
 
 /** Removes SP/HTAB (only those: String#trim would also eat a U+FEFF that is part of a value). */
 export function trimLws(text: string): string {
@@ -25,9 +25,7 @@ export function trimLws(text: string): string {
 }
 
 export function isToken(text: string): boolean {
-  if (text.length === 0) return false;
-  for (const ch of text) if (!TOKEN_CHARS.has(ch)) return false;
-  return true;
+  return text.length > 0 && TOKEN_CHARS.all(text);
 }
 
 /** A cursor over one header value. LWS here is SP / HTAB only: folding was undone before. */
@@ -46,14 +44,16 @@ export class Scanner {
   /** Skips SP/HTAB; returns how many were skipped. */
   skipLws(): number {
     const start = this.pos;
-    while (this.peek() === ' ' || this.peek() === '\t') this.pos++;
+    const { text } = this;
+    for (let c = text.charCodeAt(this.pos); c === 32 || c === 9; c = text.charCodeAt(this.pos)) this.pos++;
     return this.pos - start;
   }
 
-  readWhile(set: ReadonlySet<string>): string {
+  readWhile(set: CharClass): string {
     const start = this.pos;
-    while (!this.eof && set.has(this.peek())) this.pos++;
-    return this.text.slice(start, this.pos);
+    const { text } = this;
+    while (this.pos < text.length && set.hasCode(text.charCodeAt(this.pos))) this.pos++;
+    return text.slice(start, this.pos);
   }
 
   readToken(what: string): string {
@@ -184,7 +184,7 @@ export interface NameAddr {
   params: Params;
 }
 
-const ADDR_SPEC_END = new Set([';', ' ', '\t']);
+const ADDR_SPEC_END = new CharClass('; \t');
 
 /**
  * Parses `( name-addr / addr-spec ) *( SEMI generic-param )` (§20.10, §20.20, §20.39). In the
@@ -229,7 +229,7 @@ export function parseNameAddr(value: string): NameAddr {
     s.pos = end + 1;
   } else {
     const start = s.pos;
-    while (!s.eof && !ADDR_SPEC_END.has(s.peek())) s.pos++;
+    while (!s.eof && !ADDR_SPEC_END.hasCode(s.text.charCodeAt(s.pos))) s.pos++;
     uriText = s.text.slice(start, s.pos);
     if (/[?,<>"]/.test(uriText)) throw bad('addr-spec needs <> to carry "?", "," or brackets');
   }
@@ -262,8 +262,8 @@ export interface Via {
 /** The branch prefix that marks RFC 3261 transaction ids (§8.1.1.7). */
 export const MAGIC_COOKIE = 'z9hG4bK';
 
-const DIGIT_SET = new Set('0123456789'.split(''));
-const HOST_SET = new Set('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._'.split(''));
+const DIGIT_SET = new CharClass('0123456789');
+const HOST_SET = new CharClass('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._');
 
 /**
  * Parses `sent-protocol LWS sent-by *( SEMI via-params )` (§20.42, §25.1); LWS is allowed around the

@@ -108,26 +108,39 @@ for (const [short, full] of Object.entries(COMPACT)) CANONICAL.set(short, full);
  * compare case-insensitively (§7.3.1), so lookups go through {@link headerKey}.
  */
 export function canonicalName(name: string): string {
+  if (KNOWN_SPELLINGS.has(name)) return name; // the usual case: no lower-casing
   return CANONICAL.get(name.toLowerCase()) ?? name;
 }
 
+const KNOWN_SPELLINGS = new Set(KNOWN);
+
 /**
- * Keys of the names seen so far: every header lookup compares keys, so each spelling is lowered
- * and canonicalized once. Bounded (hostile peers can send any number of names): past the bound
- * the cache starts over.
+ * The canonical spelling and key of each name seen so far: every header lookup compares keys, so
+ * each spelling is lowered and canonicalized once. Bounded (hostile peers can send any number of
+ * names): past the bound the cache starts over.
  */
-const KEYS = new Map<string, string>();
-const MAX_KEYS = 2048;
+const NAMES = new Map<string, { canonical: string; key: string }>();
+const MAX_NAMES = 2048;
+
+function nameOf(name: string): { canonical: string; key: string } {
+  let known = NAMES.get(name);
+  if (known === undefined) {
+    const canonical = canonicalName(name);
+    known = { canonical, key: canonical.toLowerCase() };
+    if (NAMES.size >= MAX_NAMES) NAMES.clear();
+    NAMES.set(name, known);
+  }
+  return known;
+}
 
 /** Lower-cased canonical name: the key two names are compared by. */
 export function headerKey(name: string): string {
-  let key = KEYS.get(name);
-  if (key === undefined) {
-    key = canonicalName(name).toLowerCase();
-    if (KEYS.size >= MAX_KEYS) KEYS.clear();
-    KEYS.set(name, key);
-  }
-  return key;
+  return nameOf(name).key;
+}
+
+/** The key of a stored header: kept on a header from the wire, looked up for any other. */
+export function keyOf(h: SipHeader): string {
+  return h instanceof WireHeader ? h.key : nameOf(h.name).key;
 }
 
 /**
@@ -172,6 +185,16 @@ export function isListHeader(name: string): boolean {
   return LIST_HEADERS.has(headerKey(name));
 }
 
+const LIST_SPELLINGS = new Set(KNOWN.filter((n) => LIST_HEADERS.has(n.toLowerCase())));
+
+/**
+ * {@link isListHeader} for a name already in canonical form (as {@link parseHeaderLines} stores
+ * them): every list header is a well-known one, so its canonical spelling is the only one to check.
+ */
+export function isCanonicalListName(name: string): boolean {
+  return LIST_SPELLINGS.has(name);
+}
+
 /** Headers a message may carry at most once (§7.3.1 and the grammar of each, RFC 4475 §3.3.8). */
 export const SINGLE_HEADERS = [
   'Call-ID',
@@ -186,6 +209,51 @@ export const SINGLE_HEADERS = [
 export interface SipHeader {
   name: string;
   value: string;
+}
+
+/**
+ * A header as parsed from the wire. It keeps the structured view of its value (a parsed Via,
+ * From, CSeq, ...) once one was asked for, so the transport, the transaction layer, the UA and
+ * the B2BUA parse each value once (parsing them again each time was a tenth of the SIP thread's
+ * time). The view is checked against the value it came from, so a header whose value is replaced
+ * is parsed anew; it lives in a private field, so copies, JSON and logs show only name and value.
+ * Callers must treat a view as read-only (copy it before changing it).
+ */
+export class WireHeader implements SipHeader {
+  #view: { value: string; parse: unknown; parsed: unknown } | undefined;
+  readonly #key: string;
+
+  /** `name` as written on the wire: stored in canonical spelling. */
+  constructor(
+    name: string,
+    public value: string,
+  ) {
+    const known = nameOf(name);
+    this.name = known.canonical;
+    this.#key = known.key;
+  }
+
+  readonly name: string;
+
+  /** See {@link headerKey}. */
+  get key(): string {
+    return this.#key;
+  }
+
+  /** `parse(value)`, computed once per value and parser. */
+  view<T>(parse: (value: string) => T): T {
+    const v = this.#view;
+    if (v !== undefined && v.value === this.value && v.parse === parse) return v.parsed as T;
+    const parsed = parse(this.value);
+    this.#view = { value: this.value, parse, parsed };
+    return parsed;
+  }
+
+  /** Sets the value together with its view (e.g. a top Via stamped with `received`). */
+  replace<T>(value: string, parse: (value: string) => T, parsed: T): void {
+    this.value = value;
+    this.#view = { value, parse, parsed };
+  }
 }
 
 /** Hard limits applied while parsing; exceeding one is a 513 (413 for the body alone). */
@@ -216,9 +284,9 @@ export function resolveLimits(limits: Partial<SipLimits> | undefined): SipLimits
  * allows whitespace before the colon (HCOLON, §25.1), requires token names, and expands compact
  * names. List headers are not split here.
  */
-export function parseHeaderLines(lines: readonly string[], limits: SipLimits): SipHeader[] {
-  const headers: SipHeader[] = [];
-  let current: SipHeader | undefined;
+export function parseHeaderLines(lines: readonly string[], limits: SipLimits): WireHeader[] {
+  const headers: WireHeader[] = [];
+  let current: WireHeader | undefined;
   for (const line of lines) {
     if (line.length > limits.maxHeaderLineLength) throw new SipParseError(513, 'header line too long');
     if (line.includes('\r') || line.includes('\n')) throw bad('bare CR or LF in header section');
@@ -231,7 +299,7 @@ export function parseHeaderLines(lines: readonly string[], limits: SipLimits): S
     if (colon < 0) throw bad('header line without a colon');
     const name = trimLws(line.slice(0, colon));
     if (!isToken(name)) throw bad('invalid header name');
-    current = { name: canonicalName(name), value: line.slice(colon + 1) };
+    current = new WireHeader(name, line.slice(colon + 1));
     headers.push(current);
     if (headers.length > limits.maxHeaders) throw new SipParseError(513, 'too many headers');
   }

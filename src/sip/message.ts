@@ -28,10 +28,12 @@ import {
   canonicalName,
   contentLengthOf,
   headerKey,
-  isListHeader,
+  isCanonicalListName,
+  keyOf,
   parseHeaderLines,
   resolveLimits,
   SINGLE_HEADERS,
+  WireHeader,
   type SipHeader,
   type SipLimits,
 } from './headers.js';
@@ -139,8 +141,8 @@ function parseUnchecked(buf: Buffer, limits: SipLimits): SipMessage {
   const startLine = parseStartLine(lines[0] ?? '');
   const headers: SipHeader[] = [];
   for (const h of parseHeaderLines(lines.slice(1), limits)) {
-    if (!isListHeader(h.name)) headers.push(h);
-    else for (const value of splitList(h.value)) headers.push({ name: h.name, value });
+    if (!isCanonicalListName(h.name)) headers.push(h);
+    else for (const value of splitList(h.value)) headers.push(new WireHeader(h.name, value));
   }
   if (headers.length > limits.maxHeaders) throw new SipParseError(513, 'too many headers');
 
@@ -163,18 +165,15 @@ function parseUnchecked(buf: Buffer, limits: SipLimits): SipMessage {
  * single-valued ones appear once (RFC 4475 §3.3.8), Via / From / To / CSeq / Contact / Route parse,
  * the CSeq method matches the request method (RFC 4475 §3.1.2.17), Max-Forwards is 0–255.
  */
-const REQUIRED_KEYS = ['Via', 'From', 'To', 'Call-ID', 'CSeq'].map((n) => [n, headerKey(n)] as const);
-const SINGLE_KEYS = new Map(SINGLE_HEADERS.map((n) => [headerKey(n), n]));
+const REQUIRED = ['Via', 'From', 'To', 'Call-ID', 'CSeq'];
 
 function validate(msg: SipMessage): void {
-  // One pass over the headers for presence and single-valued ones.
+  // One pass over the headers for presence and single-valued ones. Every name checked is a
+  // well-known one, which parsing stored in its canonical spelling.
   const counts = new Map<string, number>();
-  for (const h of msg.headers) {
-    const key = headerKey(h.name);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  for (const [name, key] of REQUIRED_KEYS) if (!counts.has(key)) throw bad(`missing ${name}`);
-  for (const [key, name] of SINGLE_KEYS) if ((counts.get(key) ?? 0) > 1) throw bad(`more than one ${name}`);
+  for (const h of msg.headers) counts.set(h.name, (counts.get(h.name) ?? 0) + 1);
+  for (const name of REQUIRED) if (!counts.has(name)) throw bad(`missing ${name}`);
+  for (const name of SINGLE_HEADERS) if ((counts.get(name) ?? 0) > 1) throw bad(`more than one ${name}`);
   getVias(msg);
   getFrom(msg);
   getTo(msg);
@@ -193,8 +192,7 @@ function validate(msg: SipMessage): void {
 export function getHeaders(msg: { headers: readonly SipHeader[] }, name: string): string[] {
   const key = headerKey(name);
   const out: string[] = [];
-  // Stored names of well-known headers are canonical: comparing spellings first skips most key lookups.
-  for (const h of msg.headers) if (h.name === name || headerKey(h.name) === key) out.push(h.value);
+  for (const h of msg.headers) if (keyOf(h) === key) out.push(h.value);
   return out;
 }
 
@@ -205,7 +203,7 @@ export function getHeader(msg: { headers: readonly SipHeader[] }, name: string):
 
 function firstHeader(msg: { headers: readonly SipHeader[] }, name: string): SipHeader | undefined {
   const key = headerKey(name);
-  for (const h of msg.headers) if (h.name === name || headerKey(h.name) === key) return h;
+  for (const h of msg.headers) if (keyOf(h) === key) return h;
   return undefined;
 }
 
@@ -229,8 +227,8 @@ export function setHeader(
   const canonical = canonicalName(name);
   for (const v of list) checkHeader(canonical, v);
   const key = headerKey(name);
-  const at = msg.headers.findIndex((h) => headerKey(h.name) === key);
-  const rest = msg.headers.filter((h) => headerKey(h.name) !== key);
+  const at = msg.headers.findIndex((h) => keyOf(h) === key);
+  const rest = msg.headers.filter((h) => keyOf(h) !== key);
   const added = list.map((value) => ({ name: canonical, value }));
   const insertAt = at < 0 ? rest.length : at;
   rest.splice(insertAt, 0, ...added);
@@ -244,7 +242,7 @@ export function addHeader(msg: { headers: SipHeader[] }, name: string, value: st
   const key = headerKey(name);
   const header = { name: canonical, value };
   if (prepend) {
-    const at = msg.headers.findIndex((h) => headerKey(h.name) === key);
+    const at = msg.headers.findIndex((h) => keyOf(h) === key);
     if (at >= 0) {
       msg.headers.splice(at, 0, header);
       return;
@@ -255,34 +253,14 @@ export function addHeader(msg: { headers: SipHeader[] }, name: string, value: st
 
 export function removeHeader(msg: { headers: SipHeader[] }, name: string): void {
   const key = headerKey(name);
-  msg.headers = msg.headers.filter((h) => headerKey(h.name) !== key);
+  msg.headers = msg.headers.filter((h) => keyOf(h) !== key);
 }
 
 // Typed views. They throw SipParseError on a malformed value (never on a message parseMessage returned).
 
-/**
- * Structured views are parsed once per header value: every layer (transport, transactions, UA,
- * B2BUA) reads the same Via, From, To and CSeq, and parsing them again each time was a tenth of the
- * SIP thread's time. The parsed value hangs off the header object under a private symbol, checked
- * against the value it was parsed from, so a header whose value is replaced is parsed anew.
- * Callers must treat what the typed getters return as read-only (copy before changing it).
- */
-const PARSED = Symbol('parsed');
-type CachedHeader = SipHeader & { [PARSED]?: { value: string; parse: unknown; parsed: unknown } };
-
+/** A header's structured view: parsed once per value on a header from the wire (see WireHeader). */
 function parsedValue<T>(h: SipHeader, parse: (value: string) => T): T {
-  const c = (h as CachedHeader)[PARSED];
-  if (c !== undefined && c.value === h.value && c.parse === parse) return c.parsed as T;
-  const parsed = parse(h.value);
-  remember(h, parse, parsed);
-  return parsed;
-}
-
-/** Not enumerable: a header compares, copies and prints as its name and value only. */
-function remember(h: SipHeader, parse: unknown, parsed: unknown): void {
-  const entry = { value: h.value, parse, parsed };
-  if (PARSED in h) (h as CachedHeader)[PARSED] = entry;
-  else Object.defineProperty(h, PARSED, { value: entry, writable: true });
+  return h instanceof WireHeader ? h.view(parse) : parse(h.value);
 }
 
 function requiredHeader(msg: SipMessage, name: string): SipHeader {
@@ -294,8 +272,7 @@ function requiredHeader(msg: SipMessage, name: string): SipHeader {
 export function getVias(msg: SipMessage): Via[] {
   const key = headerKey('Via');
   const out: Via[] = [];
-  for (const h of msg.headers)
-    if (h.name === 'Via' || headerKey(h.name) === key) out.push(parsedValue(h, parseVia));
+  for (const h of msg.headers) if (keyOf(h) === key) out.push(parsedValue(h, parseVia));
   return out;
 }
 
@@ -310,8 +287,8 @@ export function getTopVia(msg: SipMessage): Via {
 export function setTopVia(msg: SipMessage, via: Via): void {
   const h = firstHeader(msg, 'Via');
   if (!h) throw new TypeError('message has no Via');
-  h.value = formatVia(via);
-  remember(h, parseVia, via);
+  if (h instanceof WireHeader) h.replace(formatVia(via), parseVia, via);
+  else h.value = formatVia(via);
 }
 
 export function getFrom(msg: SipMessage): NameAddr {
@@ -348,7 +325,7 @@ export function getContacts(msg: SipMessage): NameAddr[] | '*' {
   const key = headerKey('Contact');
   const out: NameAddr[] = [];
   for (const h of msg.headers) {
-    if (h.name !== 'Contact' && headerKey(h.name) !== key) continue;
+    if (keyOf(h) !== key) continue;
     if (h.value === '*') throw bad('"*" Contact mixed with others');
     out.push(parsedValue(h, parseNameAddr));
   }

@@ -7,6 +7,7 @@
  * `value%41`, never further). {@link formatUri} escapes again whatever the grammar does not allow
  * in the clear, so `parseUri(formatUri(u))` gives back `u`.
  */
+import { CharClass } from './chars.js';
 import { bad } from './errors.js';
 
 /** Parameters in order of appearance; names lower-cased; `null` for a parameter without `=value`. */
@@ -40,11 +41,11 @@ export function isSipUri(uri: Uri): uri is SipUri {
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const UNRESERVED = ALNUM + "-_.!~*'()";
 /** §25.1: characters allowed unescaped in each component. */
-const USER_CHARS = new Set(UNRESERVED + '&=+$,;?/');
-const PASSWORD_CHARS = new Set(UNRESERVED + '&=+$,');
-const PARAM_CHARS = new Set(UNRESERVED + '[]/:&+$');
-const HEADER_CHARS = new Set(UNRESERVED + '[]/?:+$');
-const HOST_CHARS = new Set(ALNUM + '-._');
+const USER_CHARS = new CharClass(UNRESERVED + '&=+$,;?/');
+const PASSWORD_CHARS = new CharClass(UNRESERVED + '&=+$,');
+const PARAM_CHARS = new CharClass(UNRESERVED + '[]/:&+$');
+const HEADER_CHARS = new CharClass(UNRESERVED + '[]/?:+$');
+const HOST_CHARS = new CharClass(ALNUM + '-._');
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
 /** Characters an opaque absolute URI may hold (RFC 2396 uric plus the path separators). */
 const OPAQUE_RE = /^[A-Za-z0-9\-_.!~*'();/?:@&=+$,%[\]#]+$/;
@@ -52,9 +53,9 @@ const OPAQUE_RE = /^[A-Za-z0-9\-_.!~*'();/?:@&=+$,%[\]#]+$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Decodes `%HH` escapes once; characters outside `allowed` (and not escapes) are an error. */
-export function unescapeComponent(text: string, allowed: ReadonlySet<string>, what: string): string {
+export function unescapeComponent(text: string, allowed: CharClass, what: string): string {
   if (!text.includes('%')) {
-    for (const ch of text) if (!allowed.has(ch)) throw bad(`invalid character in URI ${what}`);
+    if (!allowed.all(text)) throw bad(`invalid character in URI ${what}`);
     return text;
   }
   const bytes: number[] = [];
@@ -80,7 +81,8 @@ export function unescapeComponent(text: string, allowed: ReadonlySet<string>, wh
 }
 
 /** Escapes every octet of the UTF-8 form of `text` that is not in `allowed`. */
-export function escapeComponent(text: string, allowed: ReadonlySet<string>): string {
+export function escapeComponent(text: string, allowed: CharClass): string {
+  if (allowed.all(text)) return text;
   let out = '';
   for (const ch of text) {
     if (allowed.has(ch)) out += ch;
@@ -111,7 +113,7 @@ export function parseHostPort(text: string): { host: string; port?: number } {
     host = colon < 0 ? text : text.slice(0, colon);
     rest = colon < 0 ? '' : text.slice(colon);
     if (host.length === 0) throw bad('empty host');
-    for (const ch of host) if (!HOST_CHARS.has(ch)) throw bad('invalid character in host');
+    if (!HOST_CHARS.all(host)) throw bad('invalid character in host');
   }
   if (rest === '') return { host };
   if (!rest.startsWith(':')) throw bad('junk after host');

@@ -654,19 +654,17 @@ describe('parsed header views', () => {
     assert.equal(getCSeq(m).seq, 8);
   });
 
-  test('the cache is invisible: headers compare, copy and serialize as name and value', () => {
+  test('the cache is invisible: headers copy, serialize and print as name and value', () => {
     const m = msg();
     getFrom(m);
     getTo(m);
-    assert.deepEqual(
-      m.headers.find((h) => h.name === 'From'),
-      { name: 'From', value: '<sip:alice@example.com>;tag=aa' },
-    );
-    assert.deepEqual(Object.keys({ ...m.headers[0]! }), ['name', 'value']);
+    const from = m.headers.find((h) => h.name === 'From')!;
+    assert.deepEqual({ ...from }, { name: 'From', value: '<sip:alice@example.com>;tag=aa' });
     assert.deepEqual(JSON.parse(JSON.stringify(m.headers[1])), {
       name: 'To',
       value: 'Bob <sip:bob@example.com>',
     });
+    assert.equal(serialize(m).toString().split('\r\n')[3], 'From: <sip:alice@example.com>;tag=aa');
   });
 });
 
@@ -730,7 +728,11 @@ describe('generated round trips (seeded)', () => {
       const parsed = req(parseMessage(serialize(m)));
       assert.equal(parsed.method, method);
       assert.deepEqual(parsed.uri, uri);
-      assert.deepEqual(parsed.headers.slice(0, -1), headers);
+      // (Parsed headers are WireHeaders: compared by what they carry, a name and a value.)
+      assert.deepEqual(
+        parsed.headers.slice(0, -1).map(({ name, value }) => ({ name, value })),
+        headers,
+      );
       assert.deepEqual(getFrom(parsed), from);
       assert.deepEqual(getTo(parsed), to);
       const contacts = getContacts(parsed);
