@@ -144,6 +144,11 @@ export interface NonceOptions {
   clock?: Clock;
   /** Upper bound on tracked nonce-counts (default 100,000); oldest entries go first. */
   maxTracked?: number;
+  /**
+   * How many of the nonces issued last are remembered (default 20,000), so checking the answer to
+   * a fresh challenge needs no second HMAC; older ones (or another process's) are checked by it.
+   */
+  maxRemembered?: number;
   /** Wall clock for the timestamp inside nonces (default Date.now): nonces must survive restarts. */
   wallClock?: () => number;
 }
@@ -158,12 +163,16 @@ export class NonceManager {
   private readonly wallClock: () => number;
   /** Highest nc seen per nonce, in insertion order (a Map keeps it) for eviction. */
   private readonly counts = new Map<string, { nc: number; issuedAt: number }>();
+  private readonly maxRemembered: number;
+  /** Nonces issued here and not yet counted → when, oldest first. */
+  private readonly issued = new Map<string, number>();
 
   constructor(options: NonceOptions) {
     if (options.secret.length < 16) throw new TypeError('nonce secret too short');
     this.secret = options.secret;
     this.lifetimeMs = options.lifetimeMs ?? 300_000;
     this.maxTracked = options.maxTracked ?? 100_000;
+    this.maxRemembered = options.maxRemembered ?? 20_000;
     const clock = options.clock;
     this.wallClock = options.wallClock ?? (clock ? () => clock.now() : () => Date.now());
   }
@@ -179,7 +188,10 @@ export class NonceManager {
     body.writeUInt32BE(Math.floor(ms / 2 ** 32), 0);
     body.writeUInt32BE(ms % 2 ** 32, 4);
     randomSlice(8).copy(body, 8);
-    return Buffer.concat([body, this.sign(body)]).toString('base64url');
+    const nonce = Buffer.concat([body, this.sign(body)]).toString('base64url');
+    this.issued.set(nonce, ms);
+    if (this.issued.size > this.maxRemembered) this.issued.delete(this.issued.keys().next().value!);
+    return nonce;
   }
 
   /** Whether `nonce` is one of ours (`invalid` if not) and still young enough (`stale` if not). */
@@ -196,6 +208,8 @@ export class NonceManager {
     // checks the nonce two or three times).
     const counted = this.counts.get(nonce);
     if (counted) return counted.issuedAt;
+    const issued = this.issued.get(nonce);
+    if (issued !== undefined) return issued;
     if (!/^[A-Za-z0-9_-]{43}$/.test(nonce)) return undefined;
     const raw = Buffer.from(nonce, 'base64url');
     if (raw.length !== 32) return undefined;
@@ -212,7 +226,9 @@ export class NonceManager {
     const seen = this.counts.get(nonce);
     if (seen && nc <= seen.nc) return false;
     const issuedAt = seen ? seen.issuedAt : (this.issuedAt(nonce) ?? 0);
-    if (seen) this.counts.delete(nonce); // re-insert: most recently used last
+    if (seen)
+      this.counts.delete(nonce); // re-insert: most recently used last
+    else this.issued.delete(nonce); // remembered from now on with its count
     this.counts.set(nonce, { nc, issuedAt });
     this.prune();
     return true;

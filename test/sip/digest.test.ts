@@ -154,6 +154,21 @@ describe('nonces and verification', () => {
     assert.equal(verify(nonces, credentials(nonce, 'MD5', '00000002')), 'invalid');
   });
 
+  test("nonces issued here are remembered (bounded); forgotten ones and another process's are checked by their HMAC", () => {
+    const clock = new FakeClock();
+    clock.advance(1_700_000_000_000);
+    const nonces = new NonceManager({ secret, lifetimeMs: 60_000, clock, maxRemembered: 2 });
+    const [first, second, third] = [nonces.issue(), nonces.issue(), nonces.issue()];
+    assert.equal(verify(nonces, credentials(first!, 'MD5')), 'ok', 'forgotten: verified by its HMAC');
+    assert.equal(verify(nonces, credentials(third!, 'MD5')), 'ok');
+    clock.advance(60_001);
+    assert.equal(nonces.check(second!), 'stale', 'a remembered nonce still expires');
+    const other = new NonceManager({ secret, lifetimeMs: 60_000, clock });
+    assert.equal(other.check(nonces.issue()), 'valid');
+    const foreign = new NonceManager({ secret: randomBytes(32), lifetimeMs: 60_000, clock });
+    assert.equal(nonces.check(foreign.issue()), 'invalid');
+  });
+
   test('nonces expire (stale), forged or altered nonces are invalid', () => {
     const { clock, nonces } = setup(60_000);
     const nonce = nonces.issue();
