@@ -30,7 +30,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { addSoftphone } from '../test/helpers/fixtures.js';
 import { freePort, hasSipp, telephony, waitBound, type Account } from '../test/sip/peers.js';
@@ -95,6 +95,8 @@ interface SippStats {
   elapsedS: number;
   /** Average of the rtd="true" response time (INVITE → 200 on a UAC, REGISTER → 200), ms. */
   responseMs: number;
+  /** CPU time sipp used (user + system), seconds, as last sampled (every 100 ms) before it ended. */
+  cpuS: number;
   errors: string;
 }
 
@@ -145,6 +147,12 @@ function sippRun(
   ];
   const child = spawn('sipp', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
+  let cpuS = 0;
+  const sample = (): void => {
+    const s = child.pid !== undefined ? cpuSeconds(child.pid) : undefined;
+    if (s !== undefined) cpuS = s;
+  };
+  const sampler = setInterval(sample, 100);
   let output = '';
   const keep = (d: Buffer): void => {
     output = (output + d.toString()).slice(-2000);
@@ -153,8 +161,9 @@ function sippRun(
   child.stderr?.on('data', keep);
   const done = new Promise<SippStats>((r) => {
     child.on('close', (code) => {
+      clearInterval(sampler);
       children.delete(child);
-      const stats = readStats(cwd, code, output);
+      const stats = { ...readStats(cwd, code, output), cpuS };
       rmSync(cwd, { recursive: true, force: true });
       r(stats);
     });
@@ -171,7 +180,18 @@ function duration(field: string | undefined): number {
   return ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]) / 1000;
 }
 
-function readStats(cwd: string, code: number | null, output: string): SippStats {
+/** utime + stime of a live process from /proc (Linux; clock ticks of 1/100 s), undefined when gone. */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+function readStats(cwd: string, code: number | null, output: string): Omit<SippStats, 'cpuS'> {
   let header: string[] = [];
   let last: string[] = [];
   let errors = '';
@@ -212,6 +232,8 @@ interface Step {
   note: string;
   /** CPU time of this process (the B2BUA; sipp runs apart) per call set up, µs. */
   cpuPerCallUs?: number;
+  /** CPU time of both sipp processes per call set up, µs. */
+  sippCpuPerCallUs: number;
   /** Share of the step the B2BUA's event loop was busy (1 = saturated: its one thread is the limit). */
   elu?: number;
 }
@@ -234,6 +256,7 @@ function judge(rate: number, calls: number, caller: SippStats, callee?: SippStat
     rate,
     calls,
     achieved,
+    sippCpuPerCallUs: ((caller.cpuS + (callee?.cpuS ?? 0)) * 1e6) / Math.max(1, caller.successful),
     ok: problems.length === 0,
     caller,
     ...(callee ? { callee } : {}),
@@ -248,6 +271,7 @@ function printStep(s: Step): void {
       `  ok ${String(s.caller.successful).padStart(6)}  failed ${String(s.caller.failed + (s.callee?.failed ?? 0)).padStart(4)}` +
       `  retrans ${String(retrans).padStart(5)}  avg setup ${s.caller.responseMs.toFixed(1).padStart(6)} ms` +
       `${s.cpuPerCallUs !== undefined ? `  cpu ${s.cpuPerCallUs.toFixed(0).padStart(5)} µs/call` : ''}` +
+      `  sipp cpu ${s.sippCpuPerCallUs.toFixed(0).padStart(4)} µs/call` +
       `${s.elu !== undefined ? `  loop busy ${(s.elu * 100).toFixed(0).padStart(3)}%` : ''}  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
   );
   if (!s.ok) {
@@ -494,6 +518,24 @@ if (results.direct && results.b2bua)
     `  ratio B2BUA/direct:             ${(results.b2bua.achieved / results.direct.achieved).toFixed(2)}`,
   );
 if (parts.has('register')) console.log(`  REGISTER with digest:           ${fmt(results.register)}`);
+// What the machine's cores allow: sipp and the B2BUA share them, so at a call rate R they need
+// R * (sipp's CPU per call + the B2BUA's) core-seconds each second.
+const budget = results.b2bua;
+if (budget?.cpuPerCallUs !== undefined) {
+  const cores = availableParallelism();
+  const perCall = budget.cpuPerCallUs + budget.sippCpuPerCallUs;
+  console.log(
+    `  CPU per call at ${budget.rate}/s: B2BUA ${budget.cpuPerCallUs.toFixed(0)} µs + both sipps ${budget.sippCpuPerCallUs.toFixed(0)} µs;` +
+      ` ${cores} cores carry at most ${((cores * 1e6) / perCall).toFixed(0)}/s of that`,
+  );
+  if (results.direct) {
+    const target = results.direct.achieved / 2;
+    const left = (cores * 1e6) / target - budget.sippCpuPerCallUs;
+    console.log(
+      `  within 2x of direct (${target.toFixed(0)}/s) would leave the B2BUA ${left.toFixed(0)} µs of CPU per call (it uses ${budget.cpuPerCallUs.toFixed(0)})`,
+    );
+  }
+}
 for (const [name, s] of Object.entries(results))
   if (s && s.rate === CALL_RATES[CALL_RATES.length - 1])
     console.log(`  (${name} passed the last step: its limit is higher than measured)`);

@@ -954,7 +954,7 @@ export class B2bua implements CallCommands {
     }
     const branches: Branch[] = [];
     let done = false;
-    let resolveResult!: (r: RingResult) => void;
+    let resolveResult: ((r: RingResult) => void) | undefined;
     const result = new Promise<RingResult>((resolve) => (resolveResult = resolve));
     const noAnswer: { timer?: Timer } = {};
     const finish = (r: RingResult): void => {
@@ -962,7 +962,9 @@ export class B2bua implements CallCommands {
       done = true;
       noAnswer.timer?.cancel();
       for (const b of branches) if (b.final === 0) cancelBranch(b);
-      resolveResult(r);
+      resolveResult?.(r);
+      // (Not kept: the transactions' callbacks reach this closure for 64*T1 more.)
+      resolveResult = undefined;
     };
     const cancelBranch = (b: Branch): void => {
       if (b.cancelSent || b.final !== 0) return;

@@ -10,6 +10,7 @@
 import { realClock, type Clock, type Timer } from './clock.js';
 import { MAGIC_COOKIE } from './grammar.js';
 import {
+  identityOf,
   formatUri,
   getCSeq,
   getHeader,
@@ -107,14 +108,16 @@ export class ClientTransaction extends Transaction {
   private current: ClientState;
   private lastResponseStatus = 0;
   private ack: SipRequest | undefined;
+  private sent: SipRequest;
 
   constructor(
     layer: TransactionLayer,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly dest: Endpoint,
     private readonly user: ClientTransactionUser,
   ) {
     super(layer);
+    this.sent = request;
     const branch = branchOf(request);
     if (branch === undefined || !branch.startsWith(MAGIC_COOKIE)) {
       throw new TypeError('a client transaction needs a top Via with an RFC 3261 branch (§8.1.1.7)');
@@ -128,6 +131,11 @@ export class ClientTransaction extends Transaction {
 
   get state(): ClientState {
     return this.current;
+  }
+
+  /** The request; once a final response came, only its {@link identityOf} (nothing to resend). */
+  get request(): SipRequest {
+    return this.sent;
   }
 
   get reliable(): boolean {
@@ -207,6 +215,7 @@ export class ClientTransaction extends Transaction {
         if (this.isInvite && res.status < 300) {
           // RFC 6026 §8.4: Accepted; timer M lets 2xx retransmissions (and forks) reach the TU.
           this.current = 'accepted';
+          this.sent = identityOf(this.sent);
           this.stopTimer('A', 'B');
           this.startTimer('M', 64 * this.layer.timers.T1, () => this.terminate());
           this.deliver(res);
@@ -217,10 +226,12 @@ export class ClientTransaction extends Transaction {
         if (this.isInvite) {
           // §17.1.1.3: the transaction ACKs a non-2xx final; timer D absorbs retransmissions.
           this.ack = this.buildAck(res);
+          this.sent = identityOf(this.sent);
           this.transmit(this.ack);
           this.startTimer('D', this.reliable ? 0 : this.layer.timers.TD, () => this.terminate());
         } else {
           // Timer K (§17.1.2.2): T4 for unreliable transports, zero for reliable ones.
+          this.sent = identityOf(this.sent);
           this.startTimer('K', this.reliable ? 0 : T4, () => this.terminate());
         }
         this.deliver(res);
@@ -285,13 +296,16 @@ export class ServerTransaction extends Transaction {
   onTransportError?: (error: unknown, tx: ServerTransaction) => void;
   onTerminated?: (tx: ServerTransaction) => void;
 
+  private received: SipRequest;
+
   constructor(
     layer: TransactionLayer,
     readonly key: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly source: Endpoint,
   ) {
     super(layer);
+    this.received = request;
     this.isInvite = request.method === 'INVITE';
     this.current = this.isInvite ? 'proceeding' : 'trying';
     const delay = layer.trying100DelayMs;
@@ -305,6 +319,11 @@ export class ServerTransaction extends Transaction {
 
   get state(): ServerState {
     return this.current;
+  }
+
+  /** The request; once a final response was sent, only its {@link identityOf}. */
+  get request(): SipRequest {
+    return this.received;
   }
 
   get reliable(): boolean {
@@ -352,6 +371,10 @@ export class ServerTransaction extends Transaction {
       this.current = 'proceeding';
       return;
     }
+    // From here on only retransmissions are absorbed: keep what identifies the request, and of a
+    // 2xx to an INVITE (which the TU retransmits itself, RFC 6026) nothing.
+    this.received = identityOf(this.received);
+    if (this.isInvite && status < 300) this.lastResponse = undefined;
     if (!this.isInvite) {
       // Timer J (§17.2.2): 64*T1 for unreliable transports, zero for reliable ones.
       this.current = 'completed';

@@ -7,6 +7,7 @@
 import type { Clock, Timer } from './clock.js';
 import { cancelFor, uacDialog, type LocalAddress } from './dialog.js';
 import {
+  identityOf,
   createResponse,
   getCallId,
   getCSeq,
@@ -65,12 +66,19 @@ export class UserAgentCore {
     const handlers: RequestOptions = { ...options };
     let provisional = false;
     let settled = false;
-    let resolveFinal!: (res: SipResponse) => void;
+    // What the callbacks below keep of the request: once settled, only its identity (the
+    // transaction lives on for 64*T1 and holds these callbacks).
+    let sent = req;
+    let resolveFinal: ((res: SipResponse) => void) | undefined;
     const final = new Promise<SipResponse>((resolve) => (resolveFinal = resolve));
     const settle = (res: SipResponse): void => {
       if (settled) return;
       settled = true;
-      resolveFinal(res);
+      sent = identityOf(sent);
+      resolveFinal?.(res);
+      // Dropped, or through it the settled promise (and the response it holds) would stay
+      // reachable from the transaction's callbacks for 64*T1.
+      resolveFinal = undefined;
     };
     try {
       this.layer.sendRequest(req, dest, {
@@ -84,14 +92,14 @@ export class UserAgentCore {
           if (settled) {
             if (res.status < 300 && !this.reAck(res)) {
               if (handlers.onExtra2xx) handlers.onExtra2xx(res);
-              else this.dropFork(req, res, dest);
+              else this.dropFork(sent, res, dest);
             }
             return;
           }
           settle(res);
         },
-        onTimeout: () => settle(synthetic(req, 408, 'Request Timeout')),
-        onTransportError: () => settle(synthetic(req, 503, 'Service Unavailable')),
+        onTimeout: () => settle(synthetic(sent, 408, 'Request Timeout')),
+        onTransportError: () => settle(synthetic(sent, 503, 'Service Unavailable')),
       });
     } catch (err) {
       this.logger.warn({ err }, 'SIP: could not start a client transaction');

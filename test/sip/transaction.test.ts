@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   createResponse,
+  formatUri,
   generateBranch,
   getCSeq,
   getHeader,
@@ -420,6 +421,54 @@ describe('INVITE server transaction (§17.2.1, RFC 6026)', () => {
     assert.equal(tx.state, 'accepted');
     clock.advance(1);
     assert.equal(tx.state, 'terminated');
+  });
+});
+
+describe('what transactions keep while they absorb retransmissions', () => {
+  const names = (m: SipMessage) => m.headers.map((h) => h.name);
+  const withBody = (method: string) => {
+    const r = request(method, undefined, ['Contact: <sip:alice@192.0.2.1>', 'Content-Type: application/sdp']);
+    r.body = Buffer.from('v=0\r\n');
+    return r;
+  };
+
+  test('a server transaction keeps only the identity of its request once it answered finally', () => {
+    const { layer, transport, requests } = setup();
+    layer.receive(withBody('INVITE'), UDP);
+    const tx = requests[0]!.tx!;
+    tx.respond(createResponse(tx.request, 180, { toTag: 's' }));
+    assert.equal(tx.request.body.length, 5, 'whole while it may still answer');
+    const ok = createResponse(tx.request, 200, { toTag: 's' });
+    tx.respond(ok);
+    assert.deepEqual(names(tx.request), ['Via', 'Via', 'To', 'From', 'Call-ID', 'CSeq']);
+    assert.equal(tx.request.body.length, 0);
+    assert.equal(tx.response, undefined, 'a 2xx to INVITE is retransmitted by the TU, not kept');
+    tx.respond(ok); // the TU's retransmission still goes out
+    assert.equal(transport.times(isStatus(200)).length, 2);
+  });
+
+  test('a non-INVITE server transaction still re-sends its final response from the identity', () => {
+    const { layer, transport, requests } = setup();
+    const bye = withBody('BYE');
+    layer.receive(bye, UDP);
+    const tx = requests[0]!.tx!;
+    tx.respond(createResponse(bye, 200));
+    assert.equal(tx.request.body.length, 0);
+    layer.receive(request('BYE', getBranch(bye)), UDP);
+    assert.equal(transport.times(isStatus(200)).length, 2);
+  });
+
+  test('a client transaction keeps only the identity of its request after the final response', () => {
+    const { layer } = setup();
+    const { user } = clientUser();
+    const invite = withBody('INVITE');
+    const tx = layer.sendRequest(invite, UDP, user);
+    layer.receive(createResponse(invite, 180, { toTag: 'c' }), UDP);
+    assert.equal(tx.request, invite);
+    layer.receive(createResponse(invite, 200, { toTag: 'c' }), UDP);
+    assert.equal(tx.state, 'accepted');
+    assert.deepEqual(names(tx.request), ['Via', 'Via', 'To', 'From', 'Call-ID', 'CSeq']);
+    assert.equal(formatUri(tx.request.uri), 'sip:bob@example.com');
   });
 });
 
