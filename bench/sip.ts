@@ -7,10 +7,10 @@
  * Target: 1,000 call setups/s through the B2BUA with no failure, within 2x of direct sipp.
  *
  * A call through the B2BUA is INVITE (with SDP) → 407 → ACK → INVITE with Proxy-Authorization
- * (over UDP every INVITE needs digest: a source address can be forged) → 100 → 180 → 200 → ACK →
- * BYE → 200 on the caller's side, INVITE → 180 → 200 → ACK → BYE → 200 on the callee's; with `hold`
- * ms between ACK and BYE (default 0: every call is set up and torn down at once). Direct, the
- * caller sends no 407 round.
+ * (over UDP every INVITE needs digest: a source address can be forged) → 180 → 200 → ACK → BYE →
+ * 200 on the caller's side (no 100 Trying: the callee rings within 200 ms), INVITE → 180 → 200 →
+ * ACK → BYE → 200 on the callee's; with `hold` ms between ACK and BYE (default 0: every call is
+ * set up and torn down at once). Direct, the caller sends no 407 round.
  *
  * Under load the UDP socket's default receive buffer (~200 KB) overflowed in bursts: dropped
  * datagrams made us retransmit INVITEs (sipp's UAS then aborts the call and sees an "unexpected
@@ -44,7 +44,7 @@ const parts = new Set(
     .map((p) => (p === 'digest' ? 'b2bua' : p)),
 );
 const CALL_RATES = (
-  process.env.ONECLOUD_BENCH_SIP_RATES ?? '100,200,400,600,800,1000,1200,1400,2000,2800,4000'
+  process.env.ONECLOUD_BENCH_SIP_RATES ?? '100,200,400,600,800,900,1000,1100,1200,1400,2000,2800,4000,5600,8000'
 )
   .split(',')
   .map(Number);
