@@ -44,7 +44,8 @@ const parts = new Set(
     .map((p) => (p === 'digest' ? 'b2bua' : p)),
 );
 const CALL_RATES = (
-  process.env.ONECLOUD_BENCH_SIP_RATES ?? '100,200,400,600,800,900,1000,1100,1200,1400,2000,2800,4000,5600,8000'
+  process.env.ONECLOUD_BENCH_SIP_RATES ??
+  '100,200,400,600,800,900,1000,1100,1200,1400,2000,2800,4000,5600,8000'
 )
   .split(',')
   .map(Number);
