@@ -24,22 +24,48 @@ export interface Clock {
  */
 export const realClock: Clock = {
   now: () => Date.now(),
-  setTimer(ms, fn) {
-    let cancelled = false;
-    let immediate: NodeJS.Immediate | undefined;
-    const handle = setTimeout(() => {
-      immediate = setImmediate(() => {
-        if (!cancelled) fn();
-      });
-      immediate.unref();
-    }, ms);
-    handle.unref();
-    return {
-      cancel: () => {
-        cancelled = true;
-        clearTimeout(handle);
-        if (immediate) clearImmediate(immediate);
-      },
-    };
-  },
+  setTimer: (ms, fn) => new RealTimer(ms, fn),
 };
+
+/**
+ * One timer of the real clock. A class with module-level callbacks: thousands are armed a second
+ * under load, and three closures each (and tsx's name-keeping wrapper around each) showed up in
+ * profiles.
+ */
+class RealTimer implements Timer {
+  private cancelled = false;
+  private immediate: NodeJS.Immediate | undefined;
+  private readonly handle: NodeJS.Timeout;
+
+  constructor(
+    ms: number,
+    private readonly fn: () => void,
+  ) {
+    this.handle = setTimeout(due, ms, this);
+    this.handle.unref();
+  }
+
+  /** Due: run after the poll phase (see {@link realClock}). */
+  schedule(): void {
+    this.immediate = setImmediate(run, this);
+    this.immediate.unref();
+  }
+
+  run(): void {
+    if (!this.cancelled) this.fn();
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    clearTimeout(this.handle);
+    if (this.immediate) clearImmediate(this.immediate);
+  }
+}
+
+function due(timer: RealTimer): void {
+  timer.schedule();
+}
+
+function run(timer: RealTimer): void {
+  timer.run();
+}
