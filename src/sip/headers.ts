@@ -100,6 +100,7 @@ const KNOWN = [
 ];
 
 const CANONICAL = new Map<string, string>(KNOWN.map((n) => [n.toLowerCase(), n]));
+const KNOWN_SPELLINGS = new Set(KNOWN);
 for (const [short, full] of Object.entries(COMPACT)) CANONICAL.set(short, full);
 
 /**
@@ -111,8 +112,6 @@ export function canonicalName(name: string): string {
   if (KNOWN_SPELLINGS.has(name)) return name; // the usual case: no lower-casing
   return CANONICAL.get(name.toLowerCase()) ?? name;
 }
-
-const KNOWN_SPELLINGS = new Set(KNOWN);
 
 /**
  * The canonical spelling and key of each name seen so far: every header lookup compares keys, so
