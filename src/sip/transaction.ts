@@ -373,7 +373,7 @@ export class ServerTransaction extends Transaction {
     }
     // From here on only retransmissions are absorbed: keep what identifies the request, and of a
     // 2xx to an INVITE (which the TU retransmits itself, RFC 6026) nothing.
-    this.received = identityOf(this.received);
+    if (this.current !== 'accepted') this.received = identityOf(this.received);
     if (this.isInvite && status < 300) this.lastResponse = undefined;
     if (!this.isInvite) {
       // Timer J (§17.2.2): 64*T1 for unreliable transports, zero for reliable ones.
