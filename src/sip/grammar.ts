@@ -6,7 +6,7 @@
  */
 import { CharClass } from './chars.js';
 import { bad, SipParseError } from './errors.js';
-import { formatUri, parseHostPort, parseUri, type Params, type Uri } from './uri.js';
+import { formatUri, HOST_CHARS, parseHostPort, parseUri, type Params, type Uri } from './uri.js';
 
 /** §25.1 token characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~". */
 const TOKEN_TEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~";
@@ -263,7 +263,6 @@ export interface Via {
 export const MAGIC_COOKIE = 'z9hG4bK';
 
 const DIGIT_SET = new CharClass('0123456789');
-const HOST_SET = new CharClass('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._');
 
 /**
  * Parses `sent-protocol LWS sent-by *( SEMI via-params )` (§20.42, §25.1); LWS is allowed around the
@@ -292,7 +291,7 @@ export function parseVia(value: string): Via {
     hostText = s.text.slice(s.pos, end + 1);
     s.pos = end + 1;
   } else {
-    hostText = s.readWhile(HOST_SET);
+    hostText = s.readWhile(HOST_CHARS);
   }
   const mark = s.pos;
   s.skipLws();

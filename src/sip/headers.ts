@@ -100,7 +100,6 @@ const KNOWN = [
 ];
 
 const CANONICAL = new Map<string, string>(KNOWN.map((n) => [n.toLowerCase(), n]));
-const KNOWN_SPELLINGS = new Set(KNOWN);
 for (const [short, full] of Object.entries(COMPACT)) CANONICAL.set(short, full);
 
 /**
@@ -109,8 +108,7 @@ for (const [short, full] of Object.entries(COMPACT)) CANONICAL.set(short, full);
  * compare case-insensitively (§7.3.1), so lookups go through {@link headerKey}.
  */
 export function canonicalName(name: string): string {
-  if (KNOWN_SPELLINGS.has(name)) return name; // the usual case: no lower-casing
-  return CANONICAL.get(name.toLowerCase()) ?? name;
+  return nameOf(name).canonical;
 }
 
 /**
@@ -124,7 +122,7 @@ const MAX_NAMES = 2048;
 function nameOf(name: string): { canonical: string; key: string } {
   let known = NAMES.get(name);
   if (known === undefined) {
-    const canonical = canonicalName(name);
+    const canonical = CANONICAL.get(name.toLowerCase()) ?? name;
     known = { canonical, key: canonical.toLowerCase() };
     if (NAMES.size >= MAX_NAMES) NAMES.clear();
     NAMES.set(name, known);
@@ -193,6 +191,12 @@ const LIST_SPELLINGS = new Set(KNOWN.filter((n) => LIST_HEADERS.has(n.toLowerCas
 export function isCanonicalListName(name: string): boolean {
   return LIST_SPELLINGS.has(name);
 }
+
+/**
+ * The headers that identify a message and that every request must carry (§8.1.1): copied into
+ * responses (§8.2.6.2), checked by parsing, kept by transactions that only absorb retransmissions.
+ */
+export const IDENTITY_HEADERS = ['Via', 'From', 'To', 'Call-ID', 'CSeq'] as const;
 
 /** Headers a message may carry at most once (§7.3.1 and the grammar of each, RFC 4475 §3.3.8). */
 export const SINGLE_HEADERS = [

@@ -28,6 +28,7 @@ import {
   canonicalName,
   contentLengthOf,
   headerKey,
+  IDENTITY_HEADERS,
   isCanonicalListName,
   keyOf,
   parseHeaderLines,
@@ -47,6 +48,7 @@ export {
   contentLengthOf,
   DEFAULT_LIMITS,
   headerKey,
+  IDENTITY_HEADERS,
   isListHeader,
   parseHeaderLines,
   resolveLimits,
@@ -165,14 +167,13 @@ function parseUnchecked(buf: Buffer, limits: SipLimits): SipMessage {
  * single-valued ones appear once (RFC 4475 §3.3.8), Via / From / To / CSeq / Contact / Route parse,
  * the CSeq method matches the request method (RFC 4475 §3.1.2.17), Max-Forwards is 0–255.
  */
-const REQUIRED = ['Via', 'From', 'To', 'Call-ID', 'CSeq'];
 
 function validate(msg: SipMessage): void {
   // One pass over the headers for presence and single-valued ones. Every name checked is a
   // well-known one, which parsing stored in its canonical spelling.
   const counts = new Map<string, number>();
   for (const h of msg.headers) counts.set(h.name, (counts.get(h.name) ?? 0) + 1);
-  for (const name of REQUIRED) if (!counts.has(name)) throw bad(`missing ${name}`);
+  for (const name of IDENTITY_HEADERS) if (!counts.has(name)) throw bad(`missing ${name}`);
   for (const name of SINGLE_HEADERS) if ((counts.get(name) ?? 0) > 1) throw bad(`more than one ${name}`);
   getVias(msg);
   getFrom(msg);
@@ -369,7 +370,7 @@ export function serialize(msg: SipMessage): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Building messages.
 
-const IDENTITY_KEYS = new Set(['via', 'from', 'to', 'call-id', 'cseq']);
+const IDENTITY_KEYS = new Set<string>(IDENTITY_HEADERS.map(headerKey));
 const NO_BODY = Buffer.alloc(0);
 
 /**
@@ -460,7 +461,7 @@ export interface ResponseOptions {
  */
 export function createResponse(req: SipRequest, status: number, options: ResponseOptions = {}): SipResponse {
   const headers: SipHeader[] = [];
-  for (const name of ['Via', 'From', 'To', 'Call-ID', 'CSeq']) {
+  for (const name of IDENTITY_HEADERS) {
     for (const value of getHeaders(req, name)) headers.push({ name, value });
   }
   if (status > 100) {

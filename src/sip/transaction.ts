@@ -10,6 +10,7 @@
 import { realClock, type Clock, type Timer } from './clock.js';
 import { MAGIC_COOKIE } from './grammar.js';
 import {
+  IDENTITY_HEADERS,
   identityOf,
   formatUri,
   getCSeq,
@@ -461,7 +462,7 @@ export class ServerTransaction extends Transaction {
 /** A 100 Trying for `req` (§8.2.6.1: no To tag needed, Timestamp copied). */
 function trying(req: SipRequest): SipResponse {
   const headers: SipHeader[] = [];
-  for (const name of ['Via', 'From', 'To', 'Call-ID', 'CSeq', 'Timestamp']) {
+  for (const name of [...IDENTITY_HEADERS, 'Timestamp']) {
     for (const value of getHeaders(req, name)) headers.push({ name, value });
   }
   return { type: 'response', status: 100, reason: 'Trying', headers, body: Buffer.alloc(0) };

@@ -45,7 +45,8 @@ const USER_CHARS = new CharClass(UNRESERVED + '&=+$,;?/');
 const PASSWORD_CHARS = new CharClass(UNRESERVED + '&=+$,');
 const PARAM_CHARS = new CharClass(UNRESERVED + '[]/:&+$');
 const HEADER_CHARS = new CharClass(UNRESERVED + '[]/?:+$');
-const HOST_CHARS = new CharClass(ALNUM + '-._');
+/** hostname / IPv4address characters (§25.1); IPv6 references are checked apart. */
+export const HOST_CHARS = new CharClass(ALNUM + '-._');
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
 /** Characters an opaque absolute URI may hold (RFC 2396 uric plus the path separators). */
 const OPAQUE_RE = /^[A-Za-z0-9\-_.!~*'();/?:@&=+$,%[\]#]+$/;
