@@ -18,6 +18,11 @@
  * transport now asks for 4 MiB buffers (capped by net.core.rmem_max; raise that on a real host).
  * The B2BUA writes its call events and call records to a temporary SQLite file, as in production.
  *
+ * Past the limit: one step at ONECLOUD_BENCH_SIP_OVERLOAD_RATE (default 1,500/s) with overload
+ * control on (the server above) and off (a second server): how many calls/s still get set up, and
+ * the ratio. With control on, the calls refused with 503 count as failed on sipp's side; each step
+ * prints the longest receive-queue delay the control measured and its 503s.
+ *
  * The SIP server runs in this process (sipp, the load, runs in separate processes): `node
  * --cpu-prof --import tsx bench/sip.ts` then profiles the B2BUA itself. A step passes when sipp
  * exits 0 on both sides, every call succeeded on both, and the caller side completed at least 90%
@@ -25,8 +30,10 @@
  * every digest here is right.
  *
  * Run: npx tsx bench/sip.ts [seconds-per-step=5] [hold-ms=0]
- *   ONECLOUD_BENCH_SIP=direct,b2bua,tcp,register   picks the parts (all by default; `digest` is
- *   another name for `b2bua`, whose every INVITE is digest-authenticated)
+ *   ONECLOUD_BENCH_SIP=direct,b2bua,tcp,overload,register   picks the parts (all by default;
+ *   `digest` is another name for `b2bua`, whose every INVITE is digest-authenticated)
+ *   ONECLOUD_BENCH_SIP_RATES=100,200,...   the call rates of the ramps
+ *   ONECLOUD_BENCH_SIP_OVERLOAD_RATE=1500   the offered rate of the overload comparison
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,11 +42,12 @@ import { join, resolve } from 'node:path';
 import { addSoftphone } from '../test/helpers/fixtures.js';
 import { freePort, hasSipp, telephony, waitBound, type Account } from '../test/sip/peers.js';
 import { createLogger } from '../src/http/logging.js';
+import type { OverloadStats } from '../src/sip/overload.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 const holdMs = Number(process.argv[3] ?? 0);
 const parts = new Set(
-  (process.env.ONECLOUD_BENCH_SIP ?? 'direct,b2bua,tcp,register')
+  (process.env.ONECLOUD_BENCH_SIP ?? 'direct,b2bua,tcp,overload,register')
     .split(',')
     .map((p) => (p === 'digest' ? 'b2bua' : p)),
 );
@@ -49,6 +57,8 @@ const CALL_RATES = (
 )
   .split(',')
   .map(Number);
+/** Offered call rate of the overload comparison (past the B2BUA's limit). */
+const OVERLOAD_RATE = Number(process.env.ONECLOUD_BENCH_SIP_OVERLOAD_RATE ?? 1500);
 const REGISTER_RATES = [100, 200, 400, 700, 1000, 1400, 2000, 2800, 4000];
 const REGISTER_ACCOUNTS = 100;
 /** A step passes only if the caller side completed this share of the target rate. */
@@ -237,6 +247,10 @@ interface Step {
   sippCpuPerCallUs: number;
   /** Share of the step the B2BUA's event loop was busy (1 = saturated: its one thread is the limit). */
   elu?: number;
+  /** The longest receive-queue delay overload control measured during the step, ms. */
+  maxQueueMs?: number;
+  /** New calls overload control refused with 503 during the step. */
+  shed?: number;
 }
 
 function judge(rate: number, calls: number, caller: SippStats, callee?: SippStats): Step {
@@ -273,7 +287,9 @@ function printStep(s: Step): void {
       `  retrans ${String(retrans).padStart(5)}  avg setup ${s.caller.responseMs.toFixed(1).padStart(6)} ms` +
       `${s.cpuPerCallUs !== undefined ? `  cpu ${s.cpuPerCallUs.toFixed(0).padStart(5)} µs/call` : ''}` +
       `  sipp cpu ${s.sippCpuPerCallUs.toFixed(0).padStart(4)} µs/call` +
-      `${s.elu !== undefined ? `  loop busy ${(s.elu * 100).toFixed(0).padStart(3)}%` : ''}  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
+      `${s.elu !== undefined ? `  loop busy ${(s.elu * 100).toFixed(0).padStart(3)}%` : ''}` +
+      `${s.maxQueueMs !== undefined ? `  queue ≤${s.maxQueueMs.toFixed(0).padStart(5)} ms  503 ${String(s.shed ?? 0).padStart(5)}` : ''}` +
+      `  ${s.ok ? 'ok' : `STOP: ${s.note}`}`,
   );
   if (!s.ok) {
     const errs = [s.caller.errors, s.callee?.errors ?? ''].filter(Boolean).join('\n').trim();
@@ -310,11 +326,15 @@ async function rampCalls(
     quiet?: () => boolean;
     /** sipp's -t for the caller (default u1: UDP). */
     callerTransport?: 'u1' | 't1';
+    /** The B2BUA's overload control figures. */
+    overload?: () => OverloadStats | undefined;
   },
+  rates: readonly number[] = CALL_RATES,
+  stopOnFailure = true,
 ): Promise<Step | undefined> {
   console.log(`${label}:`);
   let best: Step | undefined;
-  for (const rate of CALL_RATES) {
+  for (const rate of rates) {
     const calls = Math.round(rate * seconds);
     const timeoutS = Math.ceil(seconds * 3 + 20);
     const cpuBefore = process.cpuUsage();
@@ -326,6 +346,11 @@ async function rampCalls(
     });
     await waitBound(o.uasPort);
     const eluBefore = performance.eventLoopUtilization();
+    const shedBefore = o.overload?.()?.shed ?? 0;
+    let maxQueueMs = 0;
+    const queueSampler = setInterval(() => {
+      maxQueueMs = Math.max(maxQueueMs, o.overload?.()?.delayMs ?? 0);
+    }, 50);
     const uac = sippRun(o.uacScenario, {
       remote: o.target,
       port: o.uacPort,
@@ -354,7 +379,9 @@ async function rampCalls(
       ],
     });
     const caller = await uac.done;
+    clearInterval(queueSampler);
     const elu = performance.eventLoopUtilization(eluBefore).utilization;
+    const overloadAfter = o.overload?.();
     // The callee side ends once it has answered every call; if calls failed it may wait for
     // some that never come: its -timeout bounds that, but do not wait longer than needed.
     const stop = setTimeout(() => uas.child.kill('SIGINT'), caller.successful === calls ? 15_000 : 2_000);
@@ -367,13 +394,17 @@ async function rampCalls(
       step.cpuPerCallUs = (cpu.user + cpu.system) / Math.max(1, caller.successful);
       step.elu = elu;
     }
+    if (overloadAfter) {
+      step.maxQueueMs = maxQueueMs;
+      step.shed = overloadAfter.shed - shedBefore;
+    }
     printStep(step);
     // After an overload, calls of the failed step linger (ringing ones until the 60 s no-answer
     // timeout) and so do their transactions (64*T1): let them end before the next part starts,
     // or its callee, on the same port, would get their CANCELs, BYEs and retransmissions.
     if (!step.ok && o.quiet) await settle(o.quiet, 90_000);
-    if (!step.ok) break;
-    best = step;
+    if (!step.ok && stopOnFailure) break;
+    if (step.ok || !stopOnFailure) best = step;
   }
   return best;
 }
@@ -405,10 +436,9 @@ async function rampRegister(o: { target: string; port: number; inf: string }): P
 console.log(
   `SIP call rate: ${seconds} s per step, hold ${holdMs} ms, UDP on 127.0.0.1; sipp ${CALL_RATES.join('/')} calls/s until a step fails`,
 );
-const t = await telephony(['caller', 'callee', 'reg'], {
-  // Production logs SIP through pino at info: the same here, to /dev/null.
-  logger: createLogger('info', createWriteStream('/dev/null')).child({ component: 'sip' }),
-});
+// Production logs SIP through pino at info: the same here, to /dev/null.
+const sipLogger = createLogger('info', createWriteStream('/dev/null')).child({ component: 'sip' });
+const t = await telephony(['caller', 'callee', 'reg'], { logger: sipLogger });
 const results: Record<string, Step | undefined> = {};
 try {
   const server = `127.0.0.1:${t.server.port}`;
@@ -435,14 +465,14 @@ try {
   // The callee phone registers first (from the port it then answers on); the caller needs no
   // registration: every INVITE it sends is digest-authenticated.
   const uasPort = await freePort();
-  const register = async (port: number, account: Account): Promise<void> => {
+  const register = async (port: number, account: Account, registrar = server): Promise<void> => {
     const inf = join(root, `account-${port}.csv`);
     writeFileSync(
       inf,
       `SEQUENTIAL\n${account.username};${account.domain};[authentication username=${account.username} password=${account.password}]\n`,
     );
     const r = await sippRun('register.xml', {
-      remote: server,
+      remote: registrar,
       port,
       calls: 1,
       timeoutS: 10,
@@ -462,6 +492,7 @@ try {
       callee: 'callee',
       idle,
       quiet,
+      overload: () => t.server.stats.overload,
     });
 
   if (parts.has('tcp'))
@@ -476,6 +507,43 @@ try {
       quiet,
       callerTransport: 't1',
     });
+
+  // Past the limit: the same offered rate with overload control on (this server) and off (a
+  // second one, on its own database, with the callee registered there too).
+  if (parts.has('overload')) {
+    const off = await telephony(['caller', 'callee'], { logger: sipLogger, overload: false });
+    try {
+      const offUasPort = await freePort();
+      await register(offUasPort, off.accounts.callee!, `127.0.0.1:${off.server.port}`);
+      for (const [mode, tm, port] of [
+        ['on', t, uasPort],
+        ['off', off, offUasPort],
+      ] as const) {
+        const offIdle = (): boolean => tm.server.stats.activeCalls === 0;
+        results[`overload-${mode}`] = await rampCalls(
+          `past the limit: ${OVERLOAD_RATE}/s offered, overload control ${mode}`,
+          {
+            target: `127.0.0.1:${tm.server.port}`,
+            uasPort: port,
+            uacPort: await freePort(),
+            uacScenario: 'uac-auth.xml',
+            caller: tm.accounts.caller!,
+            callee: 'callee',
+            idle: offIdle,
+            quiet: () => {
+              const { activeCalls, transactions } = tm.server.stats;
+              return activeCalls === 0 && transactions.clients + transactions.servers === 0;
+            },
+            overload: () => tm.server.stats.overload,
+          },
+          [OVERLOAD_RATE],
+          false,
+        );
+      }
+    } finally {
+      await off.close();
+    }
+  }
 
   if (parts.has('register')) {
     let lines = 'SEQUENTIAL\n';
@@ -519,6 +587,15 @@ if (results.direct && results.b2bua)
     `  ratio B2BUA/direct:             ${(results.b2bua.achieved / results.direct.achieved).toFixed(2)}`,
   );
 if (parts.has('register')) console.log(`  REGISTER with digest:           ${fmt(results.register)}`);
+for (const mode of ['on', 'off'])
+  if (results[`overload-${mode}`])
+    console.log(
+      `  ${OVERLOAD_RATE}/s offered, overload control ${mode.padEnd(3)}: ${results[`overload-${mode}`]!.achieved.toFixed(0)}/s calls set up`,
+    );
+if (results['overload-on'] && results['overload-off'])
+  console.log(
+    `  ratio on/off:                   ${(results['overload-on'].achieved / Math.max(1, results['overload-off'].achieved)).toFixed(2)}`,
+  );
 // What the machine's cores allow: sipp and the B2BUA share them, so at a call rate R they need
 // R * (sipp's CPU per call + the B2BUA's) core-seconds each second.
 const budget = results.b2bua;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
+import { DEFAULT_OVERLOAD_TARGET_MS } from './sip/overload.js';
 
 /** Everything the server reads from its environment, validated once at start. */
 export interface Config {
@@ -59,6 +60,11 @@ export interface SipConfig {
   t4Ms: number;
   /** Ringing time before an unanswered call is ended with 480. */
   noAnswerTimeoutMs: number;
+  /**
+   * Overload control: the UDP receive-queue delay (ms) above which new calls and registrations
+   * get 503 with Retry-After; 0 turns it off.
+   */
+  overloadDelayMs: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -186,6 +192,7 @@ export function readConfig(env: Env = process.env): Omit<Config, 'secretKey'> & 
     t2Ms: int('ONECLOUD_SIP_T2_MS', 4000, 10, 60_000),
     t4Ms: int('ONECLOUD_SIP_T4_MS', 5000, 10, 60_000),
     noAnswerTimeoutMs: int('ONECLOUD_SIP_NO_ANSWER_SECONDS', 60, 1, 3600) * 1000,
+    overloadDelayMs: int('ONECLOUD_SIP_OVERLOAD_DELAY_MS', DEFAULT_OVERLOAD_TARGET_MS, 0, 60_000),
   };
   if (sip.t2Ms < sip.t1Ms) problems.push('ONECLOUD_SIP_T2_MS must not be less than ONECLOUD_SIP_T1_MS');
 

@@ -100,6 +100,7 @@ async function startSip(
       secret: serverSubkey(config.secretKey, 'sip-nonce'),
       timers: { T1: config.sip.t1Ms, T2: config.sip.t2Ms, T4: config.sip.t4Ms },
       noAnswerTimeoutMs: config.sip.noAnswerTimeoutMs,
+      overload: config.sip.overloadDelayMs > 0 ? { targetDelayMs: config.sip.overloadDelayMs } : false,
       changes,
     });
   } catch (err) {

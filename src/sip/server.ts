@@ -13,7 +13,7 @@ import { BatchedWriter } from './call-events.js';
 import { realClock, type Clock } from './clock.js';
 import { localAddress } from './dialog.js';
 import { NonceManager, type DigestAlgorithm } from './digest.js';
-import { createResponse, getMaxForwards, getTo, tagOf, type SipRequest } from './message.js';
+import { createResponse, getMaxForwards, getTo, hasHeader, tagOf, type SipRequest } from './message.js';
 import {
   BindingStore,
   BruteForceGuard,
@@ -22,6 +22,7 @@ import {
   Registrar,
   type GuardOptions,
 } from './registrar.js';
+import { OverloadControl, retryAfterSeconds, type OverloadOptions, type OverloadStats } from './overload.js';
 import { Router, TrunkDirectory, type TrunkConfig } from './routing.js';
 import { SipDirectory, type DirectoryChange, type DirectoryStats } from './directory.js';
 import { EventHub } from '../events/hub.js';
@@ -70,6 +71,12 @@ export interface SipServerOptions {
    * read again (default 5 s: a change in the admin API takes effect within that).
    */
   settingsCacheMs?: number;
+  /**
+   * Overload control (see overload.ts): new calls and registrations get 503 with Retry-After
+   * while the UDP receive queue stays behind (ONECLOUD_SIP_OVERLOAD_DELAY_MS; default 200 ms).
+   * `false` turns it off. It needs the UDP transport.
+   */
+  overload?: OverloadOptions | false;
 }
 
 export interface SipServer {
@@ -91,6 +98,8 @@ export interface SipServer {
     transactions: { clients: number; servers: number };
     /** The in-memory directory of devices, users and numbers (see SipDirectory). */
     directory: DirectoryStats;
+    /** Overload control (absent when it is off). */
+    overload: OverloadStats | undefined;
   };
   /** Ends calls, stops timers, closes the sockets, writes what is queued. */
   close(): Promise<void>;
@@ -188,6 +197,39 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
   });
   void now;
 
+  const udp = transport.udp;
+  const overload = options.overload === false || !udp ? undefined : new OverloadControl(options.overload);
+  if (overload && udp) {
+    overload.onTransition((shedding, stats) =>
+      shedding
+        ? logger.warn(
+            { delayMs: Math.round(stats.delayMs), targetMs: overload.targetDelayMs },
+            'SIP: overloaded (received messages wait longer than the target); refusing a share of new calls and registrations with 503',
+          )
+        : logger.warn(
+            { shedSoFar: stats.shed },
+            'SIP: no longer overloaded; taking every new call and registration again',
+          ),
+    );
+    udp.startProbe(overload.intervalMs, Math.max(1000, 5 * overload.targetDelayMs), (ms, probe, final) =>
+      overload.measure(ms, probe, final),
+    );
+  }
+  /**
+   * New work (a registration or a new call) is refused statelessly while overloaded. A request
+   * that carries credentials answers our challenge: it was let in one round trip ago, so it goes
+   * on (refusing it would waste that round trip, and a phone's every call would be at risk twice).
+   */
+  const shed = (req: SipRequest, tx: ServerTransaction): boolean => {
+    if (!overload) return false;
+    if (hasHeader(req, 'Proxy-Authorization') || hasHeader(req, 'Authorization')) return false;
+    if (overload.admit()) return false;
+    ua.replyStatelessly(tx, 503, {
+      headers: [{ name: 'Retry-After', value: String(retryAfterSeconds()) }],
+    });
+    return true;
+  };
+
   dispatch = (req, tx, source) => {
     if (!tx) {
       if (req.method === 'ACK') b2bua.handleAck(req);
@@ -200,6 +242,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     }
     switch (req.method) {
       case 'REGISTER':
+        if (shed(req, tx)) return;
         void registrar.handle(req, tx, source);
         return;
       case 'OPTIONS':
@@ -215,6 +258,10 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
           );
           return;
         }
+        b2bua.handleRequest(req, tx, source);
+        return;
+      case 'INVITE':
+        if (tagOf(getTo(req)) === undefined && shed(req, tx)) return;
         b2bua.handleRequest(req, tx, source);
         return;
       default:
@@ -239,6 +286,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
         bindings: store.size,
         transactions: layer.size,
         directory: { ...directory.stats, size: directory.size },
+        overload: overload?.stats,
       };
     },
     sweepRegistrations: (at) => registrar.sweep(at),

@@ -7,6 +7,7 @@
  * message is answered with a best-effort 400 (or the status of the error) and the connection is
  * closed, because a stream cannot be re-synchronized after a framing error.
  */
+import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
@@ -209,9 +210,78 @@ function receive(ctx: TransportContext, data: Buffer, source: Endpoint): SipPars
   return undefined;
 }
 
+/**
+ * A probe's delay so far (`final` false: it is still out) or in full (`final` true: it came back),
+ * in ms, with the probe's sequence number.
+ */
+export type ProbeListener = (delayMs: number, probe: number, final: boolean) => void;
+
+/**
+ * Sends its own socket a datagram every `intervalMs` and reports how long each waited in the
+ * receive queue (the signal of overload control: see overload.ts). One probe is out at a time; one
+ * still unanswered at a tick is reported with its age so far, and after `lostAfterMs` it is taken
+ * as lost (the queue overflowed) and the next one goes out. A probe carries a random token and a
+ * sequence number, so nothing else is mistaken for one and a late old one is ignored.
+ */
+class UdpProbe {
+  private readonly prefix: Buffer;
+  private readonly length: number;
+  private seq = 0;
+  /** Sequence number of the probe out now (0: none). */
+  private outstanding = 0;
+  private sentAt = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: UdpSocket,
+    private readonly address: string,
+    private readonly port: number,
+    intervalMs: number,
+    private readonly lostAfterMs: number,
+    private readonly onDelay: ProbeListener,
+  ) {
+    this.prefix = Buffer.from(`OneCloud-probe ${randomBytes(8).toString('hex')} `, 'latin1');
+    this.length = this.prefix.length + 10;
+    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    if (this.outstanding !== 0) {
+      const age = now - this.sentAt;
+      this.onDelay(age, this.outstanding, false);
+      if (age < this.lostAfterMs) return;
+    }
+    this.seq += 1;
+    this.outstanding = this.seq;
+    this.sentAt = now;
+    const data = Buffer.concat([this.prefix, Buffer.from(String(this.seq).padStart(10, '0'))]);
+    // A failed send is a lost probe: the next tick reports its age.
+    this.socket.send(data, this.port, this.address, () => {});
+  }
+
+  /** Whether a datagram is one of our probes (then it is consumed and, if current, reported). */
+  take(data: Buffer, address: string, port: number): boolean {
+    if (port !== this.port || data.length !== this.length || address !== this.address) return false;
+    if (!data.subarray(0, this.prefix.length).equals(this.prefix)) return false;
+    const seq = Number(data.toString('latin1', this.prefix.length));
+    if (seq === this.outstanding) {
+      this.outstanding = 0;
+      this.onDelay(performance.now() - this.sentAt, seq, true);
+    }
+    return true;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
 export class UdpTransport implements Transport {
   readonly kind = 'udp';
   readonly reliable = false;
+  private probe: UdpProbe | undefined;
 
   private constructor(
     private readonly socket: UdpSocket,
@@ -240,7 +310,10 @@ export class UdpTransport implements Transport {
       });
     });
     socket.on('error', (err) => ctx.logger.warn({ err }, 'SIP/UDP: socket error'));
+    const bound = socket.address();
+    const transport = new UdpTransport(socket, bound.address, bound.port);
     socket.on('message', (data, rinfo) => {
+      if (transport.probe?.take(data, rinfo.address, rinfo.port)) return;
       const source: Endpoint = { transport: 'udp', address: rinfo.address, port: rinfo.port };
       // A datagram of only CRLFs is a keep-alive (RFC 5626 §3.5.1 uses them on UDP too via STUN; many
       // phones send bare CRLFs): nothing to parse.
@@ -252,8 +325,22 @@ export class UdpTransport implements Transport {
           'SIP/UDP: dropped malformed message',
         );
     });
-    const bound = socket.address();
-    return new UdpTransport(socket, bound.address, bound.port);
+    return transport;
+  }
+
+  /**
+   * Starts measuring the receive queue's delay (see {@link UdpProbe}): `onDelay` gets a figure
+   * about every `intervalMs`. Probes go to the bound address (loopback when bound to every
+   * interface), so they never leave the host.
+   */
+  startProbe(intervalMs: number, lostAfterMs: number, onDelay: ProbeListener): void {
+    this.probe?.stop();
+    const address = isUnspecifiedAddress(this.address)
+      ? isIP(this.address) === 6
+        ? '::1'
+        : '127.0.0.1'
+      : this.address;
+    this.probe = new UdpProbe(this.socket, address, this.port, intervalMs, lostAfterMs, onDelay);
   }
 
   send(data: Buffer, dest: Endpoint): Promise<void> {
@@ -270,6 +357,7 @@ export class UdpTransport implements Transport {
   }
 
   close(): Promise<void> {
+    this.probe?.stop();
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }
