@@ -191,6 +191,15 @@ export class EventRepository {
     return r ? Number(r.seq) : null;
   }
 
+  /** Sets a named position to `seq` (any value, also backwards). */
+  async setPosition(name: string, seq: number): Promise<void> {
+    await this.db
+      .insertInto('event_log_state')
+      .values({ name, seq })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ seq }))
+      .execute();
+  }
+
   /** Sets a named position, never moving it backwards. */
   async advancePosition(name: string, seq: number): Promise<void> {
     await this.db

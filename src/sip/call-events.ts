@@ -14,6 +14,7 @@
  * Call events carry no audit row: the audit log records changes made through the API, the CLI
  * and the web interface; what calls did is in the event log and the call records.
  */
+import { randomInt } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { Kysely } from 'kysely';
 import type { DatabaseHandle } from '../db/database.js';
@@ -31,11 +32,22 @@ export type CallWrite = { event: NewEvent } | { record: NewCallRecord };
 /** A failed batch is tried this many times in all (with a growing pause) before it is dropped. */
 const ATTEMPTS = 4;
 
-/** Writes one batch in one transaction; the highest seq given to its events (0 without events). */
+/**
+ * The position (in event_log_state) where the writer thread leaves the mark of the last batch it
+ * committed, in the batch's own transaction: if the thread dies before it answers, the mark says
+ * whether that batch is in the database (then it is not written again) or not (then it is).
+ */
+const THREAD_MARK = 'call_writer_thread_batch';
+
+/**
+ * Writes one batch in one transaction, with the thread's `mark` if given; the highest seq given
+ * to its events (0 without events).
+ */
 export async function writeCallBatch(
   db: Kysely<DB>,
   events: readonly NewEvent[],
   records: readonly NewCallRecord[],
+  mark?: number,
 ): Promise<number> {
   return db.transaction().execute(async (trx) => {
     const repo = new EventRepository(trx);
@@ -44,6 +56,7 @@ export async function writeCallBatch(
       lastSeq = Math.max(lastSeq, await repo.appendBatch(events.slice(i, i + EVENTS_PER_STATEMENT)));
     }
     if (records.length > 0) await new CallRepository(trx).insertRecords(records);
+    if (mark !== undefined) await repo.setPosition(THREAD_MARK, mark);
     return lastSeq;
   });
 }
@@ -53,6 +66,8 @@ export interface WorkerBatch {
   id: number;
   events: NewEvent[];
   records: NewCallRecord[];
+  /** Left in the database with the batch (see THREAD_MARK). */
+  mark: number;
 }
 export type WorkerReply = { id: number; lastSeq: number } | { id: number; error: string };
 
@@ -67,8 +82,8 @@ class WriterThread {
   /** Set once the worker is gone (failed to start, crashed, or closed). */
   dead: Error | undefined;
 
-  constructor(file: string, onDeath: (err: Error) => void) {
-    this.worker = startWorker(file);
+  constructor(file: string, onDeath: (err: Error) => void, exitAfterCommit: boolean) {
+    this.worker = startWorker(file, exitAfterCommit);
     this.worker.on('message', (reply: WorkerReply) => {
       const w = this.waiting;
       if (!w || w.id !== reply.id) return;
@@ -80,8 +95,8 @@ class WriterThread {
     const die = (err: Error): void => {
       if (this.dead) return;
       this.dead = err;
-      // Whether a batch in flight was committed is unknown: it counts as failed and is tried
-      // again in this thread (a crash between commit and answer would write it twice).
+      // Whether a batch in flight was committed is unknown here: it fails, and the writer reads
+      // its mark before it writes it again (see BatchedWriter.run).
       this.waiting?.reject(err);
       this.waiting = undefined;
       onDeath(err);
@@ -93,13 +108,13 @@ class WriterThread {
     this.worker.unref();
   }
 
-  write(events: NewEvent[], records: NewCallRecord[]): Promise<number> {
+  write(events: NewEvent[], records: NewCallRecord[], mark: number): Promise<number> {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise<number>((resolve, reject) => {
       const id = this.nextId++;
       this.waiting = { id, resolve, reject };
       this.worker.ref();
-      const batch: WorkerBatch = { id, events, records };
+      const batch: WorkerBatch = { id, events, records, mark };
       this.worker.postMessage(batch);
     });
   }
@@ -114,10 +129,10 @@ class WriterThread {
  * The worker, from the .ts source (through tsx's loader, registered inside the worker, so it
  * works however the main thread was started) or from compiled .js.
  */
-function startWorker(file: string): Worker {
+function startWorker(file: string, exitAfterCommit: boolean): Worker {
   const typescript = import.meta.url.endsWith('.ts');
   const entry = new URL(`./call-writer-worker.${typescript ? 'ts' : 'js'}`, import.meta.url);
-  const options = { workerData: { file }, execArgv: [] as string[] };
+  const options = { workerData: { file, exitAfterCommit }, execArgv: [] as string[] };
   if (!typescript) return new Worker(entry, options);
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const bootstrap =
@@ -127,30 +142,54 @@ function startWorker(file: string): Worker {
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
+export interface BatchedWriterOptions {
+  /** How long a write waits for others to join its batch, ms (default 10). */
+  delayMs?: number;
+  /** Writes in one batch at most (default 2,000). */
+  maxBatch?: number;
+  /** Writes waiting at most (the database is down or too slow): beyond, the oldest go. */
+  maxQueue?: number;
+  /** Write in a worker thread when the database is an SQLite file (see above; default true). */
+  useThread?: boolean;
+  /** Tests: the thread ends itself after its first commit, before it answers (a crash there). */
+  threadExitsAfterCommit?: boolean;
+}
+
 export class BatchedWriter {
   private queue: CallWrite[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   /** Failed attempts of the batch at the head of the queue. */
   private failures = 0;
+  /**
+   * The batch at the head of the queue was in flight when the thread died: its mark and size
+   * (it may be in the database already; see writeUnlessCommitted).
+   */
+  private uncertain: { mark: number; length: number } | undefined;
   /** Writes dropped: their batch failed every attempt, or the queue was full (logged; metrics). */
   failed = 0;
+
+  private readonly delayMs: number;
+  private readonly maxBatch: number;
+  private readonly maxQueue: number;
 
   constructor(
     private readonly database: DatabaseHandle,
     private readonly logger: SipLogger,
-    private readonly delayMs = 10,
-    private readonly maxBatch = 2000,
-    /** Writes waiting at most (the database is down or too slow): beyond, the oldest go. */
-    private readonly maxQueue = 200_000,
-    /** Write in a worker thread when the database is an SQLite file (see above). */
-    useThread = true,
+    options: BatchedWriterOptions = {},
   ) {
-    if (useThread && database.sqliteFile !== undefined) {
-      this.thread = new WriterThread(database.sqliteFile, (err) => {
-        if (this.closing) return;
-        this.logger.error({ err }, 'SIP: the call-event writer thread stopped; writing in the SIP thread');
-      });
+    this.delayMs = options.delayMs ?? 10;
+    this.maxBatch = options.maxBatch ?? 2000;
+    this.maxQueue = options.maxQueue ?? 200_000;
+    if ((options.useThread ?? true) && database.sqliteFile !== undefined) {
+      this.thread = new WriterThread(
+        database.sqliteFile,
+        (err) => {
+          if (this.closing) return;
+          this.logger.error({ err }, 'SIP: the call-event writer thread stopped; writing in the SIP thread');
+        },
+        options.threadExitsAfterCommit ?? false,
+      );
     }
   }
 
@@ -165,7 +204,9 @@ export class BatchedWriter {
   push(write: CallWrite): void {
     if (this.queue.length >= this.maxQueue) {
       // The oldest after the batch being written, if one is.
-      const dropped = this.queue.splice(this.running ? this.maxBatch : 0, this.maxBatch).length;
+      const from = this.running ? this.maxBatch : 0;
+      const dropped = this.queue.splice(from, this.maxBatch).length;
+      if (from === 0) this.uncertain = undefined;
       this.failed += dropped;
       this.logger.error(
         { dropped, waiting: this.queue.length },
@@ -191,18 +232,28 @@ export class BatchedWriter {
   private run(): void {
     this.timer = undefined;
     if (this.running || this.queue.length === 0) return;
-    // The batch stays at the head of the queue until it is written (or given up on).
-    const batch = this.queue.slice(0, this.maxBatch);
+    // The batch stays at the head of the queue until it is written (or given up on). After the
+    // thread died with a batch in flight, the next batch is that one, exactly.
+    const uncertain = this.uncertain;
+    const batch = this.queue.slice(0, uncertain?.length ?? this.maxBatch);
     const events: NewEvent[] = [];
     const records: NewCallRecord[] = [];
     for (const w of batch) {
       if ('event' in w) events.push(w.event);
       else records.push(w.record);
     }
-    const written =
-      this.mode === 'thread'
-        ? this.thread!.write(events, records)
-        : writeCallBatch(this.database.db, events, records);
+    let written: Promise<number>;
+    if (this.thread && this.mode === 'thread') {
+      const mark = randomInt(1, 2 ** 47);
+      written = this.thread.write(events, records, mark).catch((err: unknown) => {
+        if (this.thread?.dead) this.uncertain = { mark, length: batch.length };
+        throw err;
+      });
+    } else if (uncertain) {
+      written = this.writeUnlessCommitted(uncertain.mark, events, records);
+    } else {
+      written = writeCallBatch(this.database.db, events, records);
+    }
     this.running = written
       .then(
         (lastSeq) => {
@@ -232,9 +283,30 @@ export class BatchedWriter {
       });
   }
 
+  /**
+   * The batch the thread had in flight when it died may have committed before the answer. Its
+   * mark says so: then it counts as written (its seq is not known, so the hub is woken with the
+   * log's latest); otherwise it is written here.
+   */
+  private async writeUnlessCommitted(
+    mark: number,
+    events: NewEvent[],
+    records: NewCallRecord[],
+  ): Promise<number> {
+    const repo = new EventRepository(this.database.db);
+    if ((await repo.getPosition(THREAD_MARK)) !== mark)
+      return writeCallBatch(this.database.db, events, records);
+    this.logger.error(
+      { events: events.length, records: records.length },
+      'SIP: the call-event writer thread stopped after committing its last batch; not writing it again',
+    );
+    return (await repo.latestSeq()) ?? 0;
+  }
+
   /** Takes the batch just written (or given up on) off the head of the queue. */
   private dequeue(batch: CallWrite[]): void {
     this.queue.splice(0, batch.length);
+    this.uncertain = undefined;
   }
 
   /** Writes what is queued, then stops the writer thread (if any). */

@@ -86,7 +86,7 @@ forEachDialect('call-event writer', (ctx) => {
     const db = ctx.handle.db;
     const { orgId } = await setup();
     const { errors, seen: firstFailure, logger } = errorLog(/./);
-    const writer = new BatchedWriter(ctx.handle, logger, 5);
+    const writer = new BatchedWriter(ctx.handle, logger, { delayMs: 5 });
     // The writer's timers do not keep a process alive (a server does): this test does.
     const alive = setInterval(() => undefined, 1000);
     try {
@@ -159,7 +159,7 @@ forEachDialect('call-event writer', (ctx) => {
     async () => {
       const db = ctx.handle.db;
       const { orgId } = await newOrg();
-      const writer = new BatchedWriter(ctx.handle, quiet, 1);
+      const writer = new BatchedWriter(ctx.handle, quiet, { delayMs: 1 });
       assert.equal(writer.mode, ctx.dialect === 'sqlite' ? 'thread' : 'inline');
       const announced: number[] = [];
       const stop = onLocalEvents((seq) => announced.push(seq));
@@ -232,13 +232,58 @@ forEachDialect('call-event writer', (ctx) => {
     },
   );
 
+  test('a writer thread that dies after its commit, before its answer: the batch is not written twice', async (t) => {
+    if (ctx.dialect !== 'sqlite') return t.skip('SQLite only (the writer thread)');
+    const db = ctx.handle.db;
+    const { orgId } = await newOrg();
+    const { errors, seen: death, logger } = errorLog(/thread stopped/);
+    const writer = new BatchedWriter(ctx.handle, logger, { delayMs: 1, threadExitsAfterCommit: true });
+    const alive = setInterval(() => undefined, 1000);
+    try {
+      assert.equal(writer.mode, 'thread');
+      writer.push({ event: { organizationId: orgId, type: 'call.early', data: { n: 1 } } });
+      writer.push({ record: { ...record('d1'), organizationId: orgId } });
+      await death;
+      // Queued while the thread was gone: written in this thread after the uncertain batch.
+      writer.push({ event: { organizationId: orgId, type: 'call.terminated', data: { n: 2 } } });
+      await writer.flush();
+      assert.equal(writer.mode, 'inline');
+      const types = await db
+        .selectFrom('events')
+        .select('type')
+        .where('organization_id', '=', orgId)
+        .orderBy('seq')
+        .execute();
+      assert.deepEqual(
+        types.map((r) => r.type),
+        ['call.early', 'call.terminated'],
+      );
+      const records = await db
+        .selectFrom('call_records')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('organization_id', '=', orgId)
+        .executeTakeFirstOrThrow();
+      assert.equal(Number(records.n), 1);
+      assert.equal(writer.failed, 0);
+      assert.ok(
+        errors.some((e) => /not writing it again/.test(e)),
+        errors.join('\n'),
+      );
+    } finally {
+      clearInterval(alive);
+      await writer.close();
+    }
+  });
+
   test('a writer thread that cannot start leaves the writer writing in this thread, nothing lost', async (t) => {
     if (ctx.dialect !== 'sqlite') return t.skip('SQLite only (the writer thread)');
     const db = ctx.handle.db;
     const { orgId } = await newOrg();
     const { errors, seen: death, logger } = errorLog(/thread stopped/);
     // A file the thread cannot open (its parent is not a directory).
-    const writer = new BatchedWriter({ ...ctx.handle, sqliteFile: '/dev/null/cannot.db' }, logger, 1);
+    const writer = new BatchedWriter({ ...ctx.handle, sqliteFile: '/dev/null/cannot.db' }, logger, {
+      delayMs: 1,
+    });
     const alive = setInterval(() => undefined, 1000);
     try {
       writer.push({ event: { organizationId: orgId, type: 'call.early', data: { n: 1 } } });
