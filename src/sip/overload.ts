@@ -16,8 +16,8 @@
  *
  * The admission rule is an integrator on that delay: while the delay stays above the target the
  * share of new calls and registrations refused rises by `step` at every measurement; below it the
- * share falls by half a step. One late probe alone does nothing: a single stall (a long garbage
- * collection, a busy test machine) is not overload, a queue that stays behind is.
+ * share falls by half a step. One late measurement alone does nothing: a single stall (a long
+ * garbage collection, a busy test machine) is not overload, a queue that stays behind is.
  */
 
 export interface OverloadOptions {
@@ -27,7 +27,7 @@ export interface OverloadOptions {
   intervalMs?: number;
   /** Change of the refused share per measurement (0 < step <= 1); default 0.1. */
   step?: number;
-  /** Consecutive late probes before shedding starts; default 2. */
+  /** Consecutive late measurements before shedding starts; default 2. */
   lateBeforeShedding?: number;
   /** Random source in [0, 1) (tests). */
   random?: () => number;
@@ -53,7 +53,7 @@ export class OverloadControl {
   private readonly lateBeforeShedding: number;
   private readonly random: () => number;
   private share = 0;
-  /** Consecutive late probes, and the last one counted. */
+  /** Consecutive late measurements, and the probe of the last one. */
   private late = 0;
   private lastLateProbe = -1;
   private lastDelay = 0;
@@ -82,8 +82,10 @@ export class OverloadControl {
   /**
    * One measurement of the receive queue's delay: `delayMs` of probe number `probe`, `final` when
    * the probe came back (otherwise it is still out and its age is only a lower bound, which can
-   * show lateness but not the lack of it). Lateness counts once per probe, so one stall (the tick
-   * that sees the probe still out, then the probe itself) is one late probe, not two.
+   * show lateness but not the lack of it). Every tick that finds the probe out past the target
+   * counts as late, so a queue that stays behind is seen within a tick or two; the arrival of a
+   * probe already counted does not count again, so one stall (the tick that sees the probe still
+   * out, then the probe itself) is one late measurement, not two.
    */
   measure(delayMs: number, probe: number, final: boolean): void {
     const late = delayMs > this.targetDelayMs;
@@ -91,10 +93,8 @@ export class OverloadControl {
     this.lastDelay = delayMs;
     const before = this.share;
     if (late) {
-      if (probe !== this.lastLateProbe) {
-        this.lastLateProbe = probe;
-        this.late += 1;
-      }
+      if (!final || probe !== this.lastLateProbe) this.late += 1;
+      this.lastLateProbe = probe;
       if (this.late >= this.lateBeforeShedding) this.share = Math.min(1, this.share + this.step);
     } else {
       this.late = 0;

@@ -24,7 +24,7 @@ import { telephony, waitFor, type Telephony } from './peers.js';
 import { contact, credentials, invite, request, ua, type Ua } from './node-ua.js';
 
 describe('overload control: the admission rule', () => {
-  test('one late probe sheds nothing; a second one in a row starts shedding, which rises per late measurement', () => {
+  test('one stall sheds nothing; a second late probe in a row starts shedding, which rises per late measurement', () => {
     const c = new OverloadControl({ targetDelayMs: 100, step: 0.1 });
     const seen: boolean[] = [];
     c.onTransition((shedding) => seen.push(shedding));
@@ -42,6 +42,20 @@ describe('overload control: the admission rule', () => {
     assert.equal(c.stats.delayMs, 220);
     assert.deepEqual(seen, [true]);
     assert.equal(c.stats.episodes, 1);
+  });
+
+  test('a probe that stays out past the target: every tick counts, so shedding starts at the second', () => {
+    const c = new OverloadControl({ targetDelayMs: 100, step: 0.1 });
+    c.measure(50, 1, false);
+    c.measure(100, 1, false);
+    assert.equal(c.stats.shedShare, 0);
+    c.measure(150, 1, false);
+    assert.equal(c.stats.shedShare, 0);
+    c.measure(200, 1, false);
+    assert.equal(c.stats.shedShare, 0.1);
+    // Its arrival is no new late measurement, but it is late: the share still rises.
+    c.measure(230, 1, true);
+    assert.equal(c.stats.shedShare, 0.2);
   });
 
   test('a probe still out for less than the target proves nothing; one back in time lowers the share by half a step, to exactly 0', () => {
