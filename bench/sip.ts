@@ -311,6 +311,22 @@ async function settle(until: () => boolean, ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, 500));
 }
 
+/** Follows overload control over a step: the longest queue delay it measured, and its 503s. */
+function watchOverload(
+  stats: (() => OverloadStats | undefined) | undefined,
+): () => Pick<Step, 'maxQueueMs' | 'shed'> {
+  const shedBefore = stats?.()?.shed ?? 0;
+  let maxQueueMs = 0;
+  const sampler = setInterval(() => {
+    maxQueueMs = Math.max(maxQueueMs, stats?.()?.delayMs ?? 0);
+  }, 50);
+  return () => {
+    clearInterval(sampler);
+    const after = stats?.();
+    return after ? { maxQueueMs, shed: after.shed - shedBefore } : {};
+  };
+}
+
 /** Ramps the call rate; returns the best step that passed. */
 async function rampCalls(
   label: string,
@@ -346,11 +362,7 @@ async function rampCalls(
     });
     await waitBound(o.uasPort);
     const eluBefore = performance.eventLoopUtilization();
-    const shedBefore = o.overload?.()?.shed ?? 0;
-    let maxQueueMs = 0;
-    const queueSampler = setInterval(() => {
-      maxQueueMs = Math.max(maxQueueMs, o.overload?.()?.delayMs ?? 0);
-    }, 50);
+    const overloadSeen = watchOverload(o.overload);
     const uac = sippRun(o.uacScenario, {
       remote: o.target,
       port: o.uacPort,
@@ -379,9 +391,8 @@ async function rampCalls(
       ],
     });
     const caller = await uac.done;
-    clearInterval(queueSampler);
+    const overload = overloadSeen();
     const elu = performance.eventLoopUtilization(eluBefore).utilization;
-    const overloadAfter = o.overload?.();
     // The callee side ends once it has answered every call; if calls failed it may wait for
     // some that never come: its -timeout bounds that, but do not wait longer than needed.
     const stop = setTimeout(() => uas.child.kill('SIGINT'), caller.successful === calls ? 15_000 : 2_000);
@@ -394,10 +405,7 @@ async function rampCalls(
       step.cpuPerCallUs = (cpu.user + cpu.system) / Math.max(1, caller.successful);
       step.elu = elu;
     }
-    if (overloadAfter) {
-      step.maxQueueMs = maxQueueMs;
-      step.shed = overloadAfter.shed - shedBefore;
-    }
+    Object.assign(step, overload);
     printStep(step);
     // After an overload, calls of the failed step linger (ringing ones until the 60 s no-answer
     // timeout) and so do their transactions (64*T1): let them end before the next part starts,
@@ -409,7 +417,12 @@ async function rampCalls(
   return best;
 }
 
-async function rampRegister(o: { target: string; port: number; inf: string }): Promise<Step | undefined> {
+async function rampRegister(o: {
+  target: string;
+  port: number;
+  inf: string;
+  overload: () => OverloadStats | undefined;
+}): Promise<Step | undefined> {
   console.log(`REGISTER with digest (401, then Authorization), ${REGISTER_ACCOUNTS} accounts in turn:`);
   let best: Step | undefined;
   for (const rate of REGISTER_RATES) {
@@ -422,7 +435,9 @@ async function rampRegister(o: { target: string; port: number; inf: string }): P
       timeoutS: Math.ceil(seconds * 3 + 20),
       args: ['-inf', o.inf],
     });
+    const overloadSeen = watchOverload(o.overload);
     const step = judge(rate, calls, await run.done);
+    Object.assign(step, overloadSeen());
     printStep(step);
     await settle(() => true, 0);
     if (!step.ok) break;
@@ -554,7 +569,12 @@ try {
     }
     const inf = join(root, 'accounts.csv');
     writeFileSync(inf, lines);
-    results.register = await rampRegister({ target: server, port: await freePort(), inf });
+    results.register = await rampRegister({
+      target: server,
+      port: await freePort(),
+      inf,
+      overload: () => t.server.stats.overload,
+    });
   }
 
   await t.server.flush();

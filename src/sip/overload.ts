@@ -14,10 +14,18 @@
  * already received, and its round trip is the queueing delay. A probe still unanswered at the next
  * tick counts with its age so far; one lost (the queue overflowed) counts as late.
  *
- * The admission rule is an integrator on that delay: while the delay stays above the target the
- * share of new calls and registrations refused rises by `step` at every measurement; below it the
- * share falls by half a step. One late measurement alone does nothing: a single stall (a long
- * garbage collection, a busy test machine) is not overload, a queue that stays behind is.
+ * The admission rule is proportional to the excess delay: past the target, the share of new calls
+ * and registrations refused is `gain` × (delay − target) / target (at most 1), so the queue settles a
+ * little above the target with just the share refused that the excess load needs (10 % over
+ * capacity: about 10 % refused at ~220 ms with the defaults). The share rises at once and falls
+ * slowly (by `release` a measurement), which damps the swing that a delayed signal would cause.
+ * An integrator (a fixed step up for every late measurement) winds up while a late probe is out:
+ * in one run at 10 % over capacity it refused a quarter of the calls. In a comparison within one
+ * run at 1,400 calls/s offered, the two were within the noise (757–904 calls/s set up, against
+ * 371/s without overload control).
+ *
+ * One late measurement alone does nothing: a single stall (a long garbage collection, a busy test
+ * machine) is not overload, a queue that stays behind is.
  */
 
 export interface OverloadOptions {
@@ -25,8 +33,10 @@ export interface OverloadOptions {
   targetDelayMs?: number;
   /** How often the probe goes out (ms); default 50. */
   intervalMs?: number;
-  /** Change of the refused share per measurement (0 < step <= 1); default 0.1. */
-  step?: number;
+  /** Share refused per target's worth of excess delay (> 0); default 1. */
+  gain?: number;
+  /** How much the share may fall per measurement (0 < release <= 1); default 0.1. */
+  release?: number;
   /** Consecutive late measurements before shedding starts; default 2. */
   lateBeforeShedding?: number;
   /** Random source in [0, 1) (tests). */
@@ -49,7 +59,8 @@ export const DEFAULT_OVERLOAD_TARGET_MS = 200;
 export class OverloadControl {
   readonly targetDelayMs: number;
   readonly intervalMs: number;
-  private readonly step: number;
+  private readonly gain: number;
+  private readonly release: number;
   private readonly lateBeforeShedding: number;
   private readonly random: () => number;
   private share = 0;
@@ -64,12 +75,14 @@ export class OverloadControl {
   constructor(options: OverloadOptions = {}) {
     this.targetDelayMs = options.targetDelayMs ?? DEFAULT_OVERLOAD_TARGET_MS;
     this.intervalMs = options.intervalMs ?? 50;
-    this.step = options.step ?? 0.1;
+    this.gain = options.gain ?? 1;
+    this.release = options.release ?? 0.1;
     this.lateBeforeShedding = options.lateBeforeShedding ?? 2;
     this.random = options.random ?? Math.random;
     if (!(this.targetDelayMs > 0)) throw new RangeError('overload targetDelayMs must be > 0');
     if (!(this.intervalMs > 0)) throw new RangeError('overload intervalMs must be > 0');
-    if (!(this.step > 0 && this.step <= 1)) throw new RangeError('overload step must be in (0, 1]');
+    if (!(this.gain > 0)) throw new RangeError('overload gain must be > 0');
+    if (!(this.release > 0 && this.release <= 1)) throw new RangeError('overload release must be in (0, 1]');
     if (!(Number.isInteger(this.lateBeforeShedding) && this.lateBeforeShedding >= 1))
       throw new RangeError('overload lateBeforeShedding must be an integer >= 1');
   }
@@ -92,15 +105,17 @@ export class OverloadControl {
     if (!late && !final) return;
     this.lastDelay = delayMs;
     const before = this.share;
+    let wanted = 0;
     if (late) {
       if (!final || probe !== this.lastLateProbe) this.late += 1;
       this.lastLateProbe = probe;
-      if (this.late >= this.lateBeforeShedding) this.share = Math.min(1, this.share + this.step);
+      if (this.late >= this.lateBeforeShedding)
+        wanted = Math.min(1, (this.gain * (delayMs - this.targetDelayMs)) / this.targetDelayMs);
     } else {
       this.late = 0;
-      // Rounded so that repeated halves of a step land on exactly 0.
-      this.share = Math.max(0, Math.round((this.share - this.step / 2) * 1e9) / 1e9);
     }
+    // Up at once, down by `release` at most (rounded, so that it lands on exactly 0).
+    this.share = Math.max(wanted, Math.round((this.share - this.release) * 1e9) / 1e9, 0);
     if (before === 0 && this.share > 0) {
       this.episodeCount += 1;
       this.onChange?.(true, this.stats);

@@ -24,68 +24,76 @@ import { telephony, waitFor, type Telephony } from './peers.js';
 import { contact, credentials, invite, request, ua, type Ua } from './node-ua.js';
 
 describe('overload control: the admission rule', () => {
-  test('one stall sheds nothing; a second late probe in a row starts shedding, which rises per late measurement', () => {
-    const c = new OverloadControl({ targetDelayMs: 100, step: 0.1 });
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} is not ${b}`);
+
+  test('one stall sheds nothing; a queue that stays behind is refused in proportion to its excess delay', () => {
+    const c = new OverloadControl({ targetDelayMs: 100 });
     const seen: boolean[] = [];
     c.onTransition((shedding) => seen.push(shedding));
-    // A stall: the tick sees probe 1 still out, then probe 1 arrives late. One late probe.
+    // A stall: the tick sees probe 1 still out, then probe 1 arrives late. One late measurement.
     c.measure(150, 1, false);
     c.measure(180, 1, true);
     assert.equal(c.stats.shedShare, 0);
     assert.equal(c.admit(), true);
-    // Probe 2 is late too: the queue stays behind.
+    // Probe 2 is late too: the queue stays behind. Share = (delay - target) / target.
     c.measure(120, 2, false);
-    assert.equal(c.stats.shedShare, 0.1);
-    c.measure(170, 2, false);
-    c.measure(220, 2, true);
-    assert.ok(Math.abs(c.stats.shedShare - 0.3) < 1e-9);
-    assert.equal(c.stats.delayMs, 220);
+    near(c.stats.shedShare, 0.2);
+    c.measure(150, 2, false);
+    near(c.stats.shedShare, 0.5);
+    c.measure(150, 2, true);
+    near(c.stats.shedShare, 0.5);
+    assert.equal(c.stats.delayMs, 150);
     assert.deepEqual(seen, [true]);
     assert.equal(c.stats.episodes, 1);
   });
 
   test('a probe that stays out past the target: every tick counts, so shedding starts at the second', () => {
-    const c = new OverloadControl({ targetDelayMs: 100, step: 0.1 });
+    const c = new OverloadControl({ targetDelayMs: 100 });
     c.measure(50, 1, false);
     c.measure(100, 1, false);
-    assert.equal(c.stats.shedShare, 0);
     c.measure(150, 1, false);
     assert.equal(c.stats.shedShare, 0);
-    c.measure(200, 1, false);
-    assert.equal(c.stats.shedShare, 0.1);
-    // Its arrival is no new late measurement, but it is late: the share still rises.
-    c.measure(230, 1, true);
-    assert.equal(c.stats.shedShare, 0.2);
+    c.measure(160, 1, false);
+    near(c.stats.shedShare, 0.6);
+    // Its arrival is no new late measurement, but it is late: the share follows the delay.
+    c.measure(170, 1, true);
+    near(c.stats.shedShare, 0.7);
   });
 
-  test('a probe still out for less than the target proves nothing; one back in time lowers the share by half a step, to exactly 0', () => {
-    const c = new OverloadControl({ targetDelayMs: 100, step: 0.2 });
+  test('the share rises at once, is at most 1, and falls by `release` a measurement to exactly 0; a probe out for less than the target proves nothing', () => {
+    const c = new OverloadControl({ targetDelayMs: 100, release: 0.25 });
     const seen: boolean[] = [];
     c.onTransition((shedding) => seen.push(shedding));
     c.measure(300, 1, true);
     c.measure(300, 2, true);
-    assert.equal(c.stats.shedShare, 0.2);
+    assert.equal(c.stats.shedShare, 1);
     // Probe 3 is out 50 ms so far: no measurement (neither late nor on time).
     c.measure(50, 3, false);
-    assert.equal(c.stats.shedShare, 0.2);
+    assert.equal(c.stats.shedShare, 1);
     assert.equal(c.stats.delayMs, 300);
-    c.measure(300, 3, true);
-    assert.ok(Math.abs(c.stats.shedShare - 0.4) < 1e-9);
-    for (let probe = 4; probe < 8; probe++) c.measure(5, probe, true);
+    // Still late but less: the share falls no faster than `release`.
+    c.measure(110, 3, true);
+    assert.equal(c.stats.shedShare, 0.75);
+    for (let probe = 4; probe < 7; probe++) c.measure(5, probe, true);
     assert.equal(c.stats.shedShare, 0);
     assert.deepEqual(seen, [true, false]);
-    // After an on-time probe the count of late ones starts again.
-    c.measure(300, 8, true);
+    // After an on-time probe the count of late measurements starts again.
+    c.measure(300, 7, true);
     assert.equal(c.stats.shedShare, 0);
   });
 
-  test('the share is capped at 1; admit() refuses that share of requests and counts them', () => {
+  test('admit() refuses that share of requests (with the gain) and counts them', () => {
     let r = 0;
-    const c = new OverloadControl({ targetDelayMs: 10, step: 0.5, lateBeforeShedding: 1, random: () => r });
-    for (let probe = 1; probe <= 5; probe++) c.measure(50, probe, true);
+    const c = new OverloadControl({
+      targetDelayMs: 10,
+      lateBeforeShedding: 1,
+      gain: 0.5,
+      release: 0.5,
+      random: () => r,
+    });
+    c.measure(30, 1, true);
     assert.equal(c.stats.shedShare, 1);
-    c.measure(1, 6, true);
-    c.measure(1, 7, true);
+    c.measure(18, 2, true);
     assert.equal(c.stats.shedShare, 0.5);
     r = 0.49;
     assert.equal(c.admit(), false);
@@ -96,7 +104,8 @@ describe('overload control: the admission rule', () => {
 
   test('options are checked; Retry-After is 1 to 3 s', () => {
     assert.throws(() => new OverloadControl({ targetDelayMs: 0 }), /targetDelayMs/);
-    assert.throws(() => new OverloadControl({ step: 1.5 }), /step/);
+    assert.throws(() => new OverloadControl({ gain: 0 }), /gain/);
+    assert.throws(() => new OverloadControl({ release: 1.5 }), /release/);
     assert.throws(() => new OverloadControl({ intervalMs: -1 }), /intervalMs/);
     assert.throws(() => new OverloadControl({ lateBeforeShedding: 0.5 }), /lateBeforeShedding/);
     assert.deepEqual(
