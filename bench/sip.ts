@@ -151,6 +151,10 @@ function sippRun(
     '-fd',
     '1',
     '-trace_err',
+    // sipp's own socket buffers default to 64 KB: a few ms descheduled on this shared machine
+    // overflowed them and failed the direct baseline at 1,000/s. Both ramps get the same.
+    '-buff_size',
+    String(4 * 1024 * 1024),
     ...(o.rate !== undefined
       ? ['-r', String(o.rate), '-rp', '1000', '-l', String(Math.max(2000, o.rate * 5))]
       : []),
@@ -521,6 +525,7 @@ try {
       idle,
       quiet,
       callerTransport: 't1',
+      overload: () => t.server.stats.overload,
     });
 
   // Past the limit: the same offered rate with overload control on (this server) and off (a

@@ -253,7 +253,8 @@ class UdpProbe {
       this.onDelay(age, this.outstanding, false);
       if (age < this.lostAfterMs) return;
     }
-    this.seq += 1;
+    // Ten digits, never 0 (0 means none out).
+    this.seq = (this.seq % 9_999_999_999) + 1;
     this.outstanding = this.seq;
     this.sentAt = now;
     const data = Buffer.concat([this.prefix, Buffer.from(String(this.seq).padStart(10, '0'))]);

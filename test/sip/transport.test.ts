@@ -235,6 +235,38 @@ describe('UDP', () => {
       await layer.close();
     }
   });
+  test('the queue probe (overload control) measures on a socket bound to every interface; a look-alike from elsewhere is not one', async () => {
+    const logger = recordingLogger();
+    const layer = await SipTransportLayer.start({ host: '0.0.0.0', port: 0, transports: ['udp'], logger });
+    const client = await rawClient('udp', layer.port);
+    try {
+      const seen: { delayMs: number; probe: number; final: boolean }[] = [];
+      let arrived!: () => void;
+      const twoBack = new Promise<void>((r) => (arrived = r));
+      layer.udp!.startProbe(5, 1000, (delayMs, probe, final) => {
+        seen.push({ delayMs, probe, final });
+        if (seen.filter((m) => m.final).length === 2) arrived();
+      });
+      await twoBack;
+      const back = seen.filter((m) => m.final);
+      assert.deepEqual(
+        back.map((m) => m.probe),
+        [1, 2],
+      );
+      assert.ok(
+        back.every((m) => m.delayMs >= 0 && m.delayMs < 1000),
+        JSON.stringify(back),
+      );
+      // The same shape from another port: parsed as SIP, so dropped as malformed and logged.
+      const warned = logger.nextWarning();
+      client.send(`OneCloud-probe ${'0'.repeat(16)} 0000000001`);
+      assert.equal(((await warned) as { status?: number }).status, 400);
+    } finally {
+      await client.close();
+      await layer.close();
+    }
+  });
+
   test('the socket asks for a large receive buffer (bursts overflowed the default ~200 KB)', async (t) => {
     let max = 0;
     try {
