@@ -7,6 +7,7 @@ import { migrateToLatest } from './db/migrate.js';
 import { createLogger } from './http/logging.js';
 import { ensureSystemAdmin } from './areas/admins/service.js';
 import { redactUrl } from './config.js';
+import { registerSipMetrics } from './sip/metrics.js';
 import { startSipServer, type SipServer, type SipServerOptions } from './sip/server.js';
 import { serverSubkey } from './security/tokens.js';
 
@@ -52,6 +53,7 @@ export async function startServer(
     const sip = config.sip.enabled
       ? await startSip(config, database, logger, (listener) => hub.onAnyEvent(listener))
       : undefined;
+    if (sip) registerSipMetrics(app.metrics, () => sip.stats);
     const base = address.replace('[::1]', 'localhost');
     print(`OneCloud: listening on ${base}`);
     print(`  API:       ${base}/api/`);

@@ -95,6 +95,12 @@ test('first start: database, key, admin password, URLs; /healthz, /api/openapi.j
     assert.equal(doc.status, 200);
     assert.equal(((await doc.json()) as { openapi: string }).openapi, '3.1.0');
     assert.equal(await sipOptions(first.sipPort), 'SIP/2.0 200 OK');
+    const metrics = await (await fetch(`${first.base}/metrics`)).text();
+    assert.match(metrics, /^onecloud_sip_active_calls 0$/m);
+    assert.match(metrics, /^onecloud_sip_registrations 0$/m);
+    assert.match(metrics, /^onecloud_sip_transactions\{kind="server"\} \d+$/m);
+    assert.match(metrics, /^onecloud_sip_receive_queue_delay_seconds [\d.e-]+$/m);
+    assert.match(metrics, /^onecloud_sip_overload_shed_total 0$/m);
     assert.equal(await first.stop(), 0);
     const out = first.output();
     assert.match(out, /Created the system administrator "admin" with this one-time password:\n\s+\S{12,}/);

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { Registry } from 'prom-client';
 import { readConfig } from '../../src/config.js';
+import { registerSipMetrics } from '../../src/sip/metrics.js';
 import { OverloadControl, retryAfterSeconds } from '../../src/sip/overload.js';
 import {
   generateCallId,
@@ -270,6 +272,22 @@ describe('overload control: the server under a flood of INVITEs', () => {
       flooder.kill('SIGKILL');
     }
     await waitFor('shedding to stop', () => t.server.stats.overload?.shedShare === 0, 20_000);
+    // The figures on /metrics (scraped twice: counters follow the totals, nothing counted twice).
+    const registry = new Registry();
+    registerSipMetrics(registry, () => t.server.stats);
+    const scrape = async (name: string): Promise<number> => {
+      const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(await registry.metrics());
+      assert.ok(m, `${name} is not on /metrics`);
+      return Number(m[1]);
+    };
+    const after = t.server.stats.overload!;
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await scrape('onecloud_sip_overload_shed_total'), after.shed);
+      assert.equal(await scrape('onecloud_sip_overload_episodes_total'), after.episodes);
+      assert.equal(await scrape('onecloud_sip_overload_shed_ratio'), 0);
+      assert.ok((await scrape('onecloud_sip_receive_queue_delay_seconds')) >= 0);
+      assert.equal(await scrape('onecloud_sip_active_calls'), 0);
+    }
     assert.ok(
       warnings.some((w) => w.startsWith('SIP: overloaded')),
       warnings.join('\n'),
