@@ -4,8 +4,8 @@
  * Past its capacity a SIP server that accepts every new call collapses: the receive queue grows,
  * answers come later than the peers' retransmission timer (T1, 500 ms), every retransmission is
  * more work, and calls already set up time out too. Measured on the B2BUA (bench/sip.ts): at
- * 1,500 calls/s offered, 354–476/s got through without overload control and 782–887/s with it
- * (413/s against 384/s in one slow minute).
+ * 1,500 calls/s offered, 354–476/s got through without overload control and 700–887/s with it
+ * (413–618/s against 384–412/s in slow minutes of the shared test machine).
  * Shedding new work early, with a cheap stateless 503 and Retry-After, keeps the work that is
  * already admitted (ACKs, BYEs, responses) flowing.
  *
