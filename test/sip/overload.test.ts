@@ -37,33 +37,35 @@ describe('overload control: the admission rule', () => {
     c.measure(180, 1, true);
     assert.equal(c.stats.shedShare, 0);
     assert.equal(c.admit(), true);
-    // Probe 2 is late too: the queue stays behind. Share = (delay - target) / target.
+    // Probe 2 is late too, over two ticks: the queue stays behind (three late measurements by
+    // default). Share = (delay - target) / target.
     c.measure(120, 2, false);
-    near(c.stats.shedShare, 0.2);
+    assert.equal(c.stats.shedShare, 0);
     c.measure(150, 2, false);
     near(c.stats.shedShare, 0.5);
-    c.measure(150, 2, true);
-    near(c.stats.shedShare, 0.5);
-    assert.equal(c.stats.delayMs, 150);
+    c.measure(160, 2, true);
+    near(c.stats.shedShare, 0.6);
+    assert.equal(c.stats.delayMs, 160);
     assert.deepEqual(seen, [true]);
     assert.equal(c.stats.episodes, 1);
   });
 
-  test('a probe that stays out past the target: every tick counts, so shedding starts at the second', () => {
+  test('a probe that stays out past the target: every tick counts, so shedding starts at the third', () => {
     const c = new OverloadControl({ targetDelayMs: 100 });
     c.measure(50, 1, false);
     c.measure(100, 1, false);
     c.measure(150, 1, false);
-    assert.equal(c.stats.shedShare, 0);
     c.measure(160, 1, false);
-    near(c.stats.shedShare, 0.6);
-    // Its arrival is no new late measurement, but it is late: the share follows the delay.
-    c.measure(170, 1, true);
+    assert.equal(c.stats.shedShare, 0);
+    c.measure(170, 1, false);
     near(c.stats.shedShare, 0.7);
+    // Its arrival is no new late measurement, but it is late: the share follows the delay.
+    c.measure(180, 1, true);
+    near(c.stats.shedShare, 0.8);
   });
 
   test('the share rises at once, is at most 1, and falls by `release` a measurement to exactly 0; a probe out for less than the target proves nothing', () => {
-    const c = new OverloadControl({ targetDelayMs: 100, release: 0.25 });
+    const c = new OverloadControl({ targetDelayMs: 100, release: 0.25, lateBeforeShedding: 2 });
     const seen: boolean[] = [];
     c.onTransition((shedding) => seen.push(shedding));
     c.measure(300, 1, true);
