@@ -15,6 +15,7 @@ import { readConfig } from '../../src/config.js';
 import { registerSipMetrics } from '../../src/sip/metrics.js';
 import { OverloadControl, retryAfterSeconds } from '../../src/sip/overload.js';
 import {
+  generateBranch,
   generateCallId,
   generateTag,
   getHeader,
@@ -23,7 +24,7 @@ import {
   type SipResponse,
 } from '../../src/sip/message.js';
 import { telephony, waitFor, type Telephony } from './peers.js';
-import { contact, credentials, invite, request, ua, type Ua } from './node-ua.js';
+import { contact, credentials, invite, request, tcpPeer, ua, type Ua } from './node-ua.js';
 
 describe('overload control: the admission rule', () => {
   const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} is not ${b}`);
@@ -222,51 +223,85 @@ describe('overload control: the server under a flood of INVITEs', () => {
       );
       assert.ok(retryAfter.size > 0);
 
-      // New work without credentials: refused. The share refused follows the queue (after the
-      // flood's 503s drained it, it falls, the queue grows again, it rises), so a request may
-      // land where it is 0 and be challenged: then it is sent again, a bounded number of times.
-      const refused = async (make: () => SipRequest, admitted: number): Promise<SipResponse> => {
-        for (let attempt = 0; attempt < 50; attempt++) {
-          const res = await phone.send(make());
-          if (res.status === 503) return res;
-          assert.equal(res.status, admitted);
-        }
-        assert.fail('never refused');
-      };
-      await refused(() => invite(udp(), alice(), 'nobody'), 407);
-      const reg = await refused(
-        () => request(phone, 'REGISTER', alice(), [contact(phone, 'alice')], generateCallId(), 1),
-        401,
-      );
-      assert.match(getHeader(reg, 'Retry-After') ?? '', /^[123]$/);
+      // The requests below go over TCP: the flood keeps the UDP socket's kernel buffer full, so
+      // a datagram of ours would mostly be dropped before the server saw it (on a busy machine,
+      // every retransmission of it too). Refusal is the same on every transport.
+      const peer = await tcpPeer(t.server.port);
+      try {
+        const tcp = (req: SipRequest): SipRequest => ({
+          ...req,
+          headers: req.headers.map((h) =>
+            h.name === 'Via'
+              ? { name: 'Via', value: `SIP/2.0/TCP 127.0.0.1:${peer.port};branch=${generateBranch()};rport` }
+              : h,
+          ),
+        });
+        const send = async (req: SipRequest): Promise<SipResponse> => {
+          const callId = getHeader(req, 'Call-ID');
+          peer.write(req);
+          const answer = peer.next(
+            (m) => m.type === 'response' && m.status >= 200 && getHeader(m, 'Call-ID') === callId,
+          ) as Promise<SipResponse>;
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer over TCP to ${req.method}`)), 20_000);
+          });
+          try {
+            return await Promise.race([answer, late]);
+          } finally {
+            clearTimeout(timer);
+          }
+        };
+        const tcpVia = { transport: 'TCP' as const, port: peer.port };
 
-      // Requests that are never refused, wherever they land: an INVITE that answers a challenge
-      // (these credentials are made up, so the B2BUA does not take them, but it does not 503).
-      const uri = `sip:nobody@${alice().domain}`;
-      const stale = credentials(
-        alice(),
-        { realm: alice().domain, nonce: 'bm90LWEtbm9uY2U' },
-        { method: 'INVITE', uri },
-      );
-      const withCredentials = await phone.send(
-        invite(udp(), alice(), 'nobody', { headers: [{ name: 'Proxy-Authorization', value: stale }] }),
-      );
-      assert.notEqual(withCredentials.status, 503);
+        // New work without credentials: refused. The share refused follows the queue (after the
+        // flood's 503s drained it, it falls, the queue grows again, it rises), so a request may
+        // land where it is 0 and be challenged: then it is sent again, a bounded number of times.
+        const refused = async (make: () => SipRequest, admitted: number): Promise<SipResponse> => {
+          for (let attempt = 0; attempt < 50; attempt++) {
+            const res = await send(make());
+            if (res.status === 503) return res;
+            assert.equal(res.status, admitted);
+          }
+          assert.fail('never refused');
+        };
+        await refused(() => invite(tcpVia, alice(), 'nobody'), 407);
+        const reg = await refused(
+          () => tcp(request(phone, 'REGISTER', alice(), [contact(phone, 'alice')], generateCallId(), 1)),
+          401,
+        );
+        assert.match(getHeader(reg, 'Retry-After') ?? '', /^[123]$/);
 
-      // Inside a dialog (To has a tag): not new work; no such dialog here, so 481.
-      const bye: SipRequest = {
-        ...request(phone, 'BYE', alice(), [], generateCallId(), 2),
-        uri: parseUri(`sip:nobody@${alice().domain}`),
-      };
-      bye.headers = bye.headers.map((h) =>
-        h.name === 'To' ? { name: 'To', value: `${h.value};tag=${generateTag()}` } : h,
-      );
-      assert.equal((await phone.send(bye)).status, 481);
-      // OPTIONS (keep-alive) is answered.
-      assert.equal(
-        (await phone.send(request(phone, 'OPTIONS', alice(), [], generateCallId(), 1))).status,
-        200,
-      );
+        // Requests that are never refused, wherever they land: an INVITE that answers a challenge
+        // (these credentials are made up, so the B2BUA does not take them, but it does not 503).
+        const uri = `sip:nobody@${alice().domain}`;
+        const stale = credentials(
+          alice(),
+          { realm: alice().domain, nonce: 'bm90LWEtbm9uY2U' },
+          { method: 'INVITE', uri },
+        );
+        const withCredentials = await send(
+          invite(tcpVia, alice(), 'nobody', { headers: [{ name: 'Proxy-Authorization', value: stale }] }),
+        );
+        assert.notEqual(withCredentials.status, 503);
+
+        // Inside a dialog (To has a tag): not new work; no such dialog here, so 481.
+        const bye: SipRequest = {
+          ...tcp(request(phone, 'BYE', alice(), [], generateCallId(), 2)),
+          uri: parseUri(`sip:nobody@${alice().domain}`),
+        };
+        bye.headers = bye.headers.map((h) =>
+          h.name === 'To' ? { name: 'To', value: `${h.value};tag=${generateTag()}` } : h,
+        );
+        assert.equal((await send(bye)).status, 481);
+        // OPTIONS (keep-alive) is answered.
+        assert.equal(
+          (await send(tcp(request(phone, 'OPTIONS', alice(), [], generateCallId(), 1)))).status,
+          200,
+        );
+      } finally {
+        peer.close();
+      }
       const during = t.server.stats.overload!;
       assert.ok(during.shed >= 3, `shed ${during.shed}`);
       assert.ok(during.episodes >= 1);
