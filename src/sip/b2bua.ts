@@ -46,6 +46,7 @@ import { directionOf, SdpVersioner, withDirection } from './sdp.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Endpoint, SipLogger } from './transport.js';
 import type { PendingRequest, UserAgentCore } from './ua.js';
+import type { View } from './view.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types: the call model and the command interface.
@@ -936,8 +937,8 @@ export class B2bua implements CallCommands {
     targets: RingTarget[],
     opts: {
       offer: { body: Buffer; type: string } | undefined;
-      from: NameAddr;
-      to: NameAddr;
+      from: View<NameAddr>;
+      to: View<NameAddr>;
       timeoutMs: number;
       onProvisional?: (res: SipResponse) => void;
     },
@@ -978,7 +979,7 @@ export class B2bua implements CallCommands {
     const ackAndBye = (invite: SipRequest, res: SipResponse, dest: Endpoint): void =>
       ua.dropFork(invite, res, dest);
     for (const target of targets) {
-      const from: NameAddr = { ...opts.from, params: new Map([['tag', generateTag()]]) };
+      const from: View<NameAddr> = { ...opts.from, params: new Map([['tag', generateTag()]]) };
       const invite = newInvite({
         local: ua.local,
         target: target.uri,

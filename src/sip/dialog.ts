@@ -24,6 +24,7 @@ import {
   type SipResponse,
   type Uri,
 } from './message.js';
+import type { View } from './view.js';
 import type { Endpoint, SipTransportLayer, TransportKind } from './transport.js';
 
 /** Where requests of this server say they come from (Via) and where they want answers (Contact). */
@@ -44,10 +45,10 @@ export function localAddress(transport: SipTransportLayer, user = 'onecloud'): L
 export interface DialogState {
   callId: string;
   /** Our From (UAC) / To (UAS) header value, with our tag. */
-  local: NameAddr;
+  local: View<NameAddr>;
   /** Their header value, with their tag. */
-  remote: NameAddr;
-  remoteTarget: Uri;
+  remote: View<NameAddr>;
+  remoteTarget: View<Uri>;
   /** Route set, in the order Route headers are written (§12.1.1, §12.1.2). */
   routeSet: string[];
   localSeq: number;
@@ -137,7 +138,7 @@ export function dialogKey(callId: string, localTag: string): string {
 /** The UAS side of a dialog created by `invite` (§12.1.1); `toTag` is the tag we answer with. */
 export function uasDialog(invite: SipRequest, source: Endpoint, toTag: string): Dialog {
   const invited = getTo(invite); // read-only: the request's own parsed To
-  const to: NameAddr = { ...invited, params: new Map(invited.params).set('tag', toTag) };
+  const to: View<NameAddr> = { ...invited, params: new Map(invited.params).set('tag', toTag) };
   const contacts = getContacts(invite);
   const target = contacts !== '*' && contacts[0] ? contacts[0].uri : getFrom(invite).uri;
   return new Dialog({
@@ -171,10 +172,10 @@ export function uacDialog(invite: SipRequest, response: SipResponse, dest: Endpo
 /** A new out-of-dialog INVITE (§8.1.1). */
 export function newInvite(options: {
   local: LocalAddress;
-  target: Uri;
+  target: View<Uri>;
   dest: Endpoint;
-  from: NameAddr;
-  to: NameAddr;
+  from: View<NameAddr>;
+  to: View<NameAddr>;
   callId: string;
   body?: Buffer;
   contentType?: string;

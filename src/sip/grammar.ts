@@ -7,6 +7,7 @@
 import { CharClass } from './chars.js';
 import { bad, SipParseError } from './errors.js';
 import { formatUri, HOST_CHARS, parseHostPort, parseUri, type Params, type Uri } from './uri.js';
+import type { View } from './view.js';
 
 /** §25.1 token characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~". */
 const TOKEN_TEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~";
@@ -140,7 +141,7 @@ export function parseParams(s: Scanner): Params {
   }
 }
 
-export function formatParams(params: Params): string {
+export function formatParams(params: View<Params>): string {
   let out = '';
   for (const [name, value] of params) out += value === null ? `;${name}` : `;${name}=${value}`;
   return out;
@@ -240,7 +241,7 @@ export function parseNameAddr(value: string): NameAddr {
 }
 
 /** Formats a name-addr, always with angle brackets so URI parameters stay inside the URI. */
-export function formatNameAddr(addr: NameAddr): string {
+export function formatNameAddr(addr: View<NameAddr>): string {
   const name = addr.displayName === undefined ? '' : quote(addr.displayName) + ' ';
   return `${name}<${formatUri(addr.uri)}>${formatParams(addr.params)}`;
 }
@@ -331,7 +332,7 @@ export function parseVia(value: string): Via {
   return via;
 }
 
-export function formatVia(via: Via): string {
+export function formatVia(via: View<Via>): string {
   let out = `SIP/2.0/${via.transport} ${via.host}`;
   if (via.port !== undefined) out += `:${via.port}`;
   if (via.branch !== undefined) out += `;branch=${via.branch}`;

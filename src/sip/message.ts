@@ -40,6 +40,7 @@ import {
 } from './headers.js';
 import { randomSlice } from './random.js';
 import { formatUri, isSipUri, parseUri, type Uri } from './uri.js';
+import type { View } from './view.js';
 
 export { SipParseError, type SipParseStatus } from './errors.js';
 export * from './grammar.js';
@@ -66,7 +67,8 @@ interface MessageBase {
 export interface SipRequest extends MessageBase {
   type: 'request';
   method: string;
-  uri: Uri;
+  /** Read-only like the header views: requests built from another share its URI. */
+  uri: View<Uri>;
 }
 
 export interface SipResponse extends MessageBase {
@@ -260,8 +262,9 @@ export function removeHeader(msg: { headers: SipHeader[] }, name: string): void 
 // Typed views. They throw SipParseError on a malformed value (never on a message parseMessage returned).
 
 /** A header's structured view: parsed once per value on a header from the wire (see WireHeader). */
-function parsedValue<T>(h: SipHeader, parse: (value: string) => T): T {
-  return h instanceof WireHeader ? h.view(parse) : parse(h.value);
+function parsedValue<T>(h: SipHeader, parse: (value: string) => T): View<T> {
+  // Where a fresh parse becomes the shared, read-only view.
+  return (h instanceof WireHeader ? h.view(parse) : parse(h.value)) as View<T>;
 }
 
 function requiredHeader(msg: SipMessage, name: string): SipHeader {
@@ -270,38 +273,38 @@ function requiredHeader(msg: SipMessage, name: string): SipHeader {
   return h;
 }
 
-export function getVias(msg: SipMessage): Via[] {
+export function getVias(msg: SipMessage): View<Via>[] {
   const key = headerKey('Via');
-  const out: Via[] = [];
+  const out: View<Via>[] = [];
   for (const h of msg.headers) if (keyOf(h) === key) out.push(parsedValue(h, parseVia));
   return out;
 }
 
 /** The top Via (the transport, the transaction layer and the UA each read it). */
-export function getTopVia(msg: SipMessage): Via {
+export function getTopVia(msg: SipMessage): View<Via> {
   const h = firstHeader(msg, 'Via');
   if (!h) throw bad('missing Via');
   return parsedValue(h, parseVia);
 }
 
 /** Replaces the top Via value (e.g. to add `received`/`rport`, §18.2.1). */
-export function setTopVia(msg: SipMessage, via: Via): void {
+export function setTopVia(msg: SipMessage, via: View<Via>): void {
   const h = firstHeader(msg, 'Via');
   if (!h) throw new TypeError('message has no Via');
   if (h instanceof WireHeader) h.replace(formatVia(via), parseVia, via);
   else h.value = formatVia(via);
 }
 
-export function getFrom(msg: SipMessage): NameAddr {
+export function getFrom(msg: SipMessage): View<NameAddr> {
   return parsedValue(requiredHeader(msg, 'From'), parseNameAddr);
 }
 
-export function getTo(msg: SipMessage): NameAddr {
+export function getTo(msg: SipMessage): View<NameAddr> {
   return parsedValue(requiredHeader(msg, 'To'), parseNameAddr);
 }
 
 /** The `tag` parameter of a From/To value, unquoted tags being tokens (§19.3). */
-export function tagOf(addr: NameAddr): string | undefined {
+export function tagOf(addr: View<NameAddr>): string | undefined {
   return addr.params.get('tag') ?? undefined;
 }
 
@@ -309,7 +312,7 @@ export function getCallId(msg: SipMessage): string {
   return requiredHeader(msg, 'Call-ID').value;
 }
 
-export function getCSeq(msg: SipMessage): CSeq {
+export function getCSeq(msg: SipMessage): View<CSeq> {
   return parsedValue(requiredHeader(msg, 'CSeq'), parseCSeq);
 }
 
@@ -320,11 +323,11 @@ export function getMaxForwards(msg: SipMessage): number | undefined {
 }
 
 /** Contacts (§20.10); `'*'` for the wildcard of a REGISTER that removes every binding (§10.2.2). */
-export function getContacts(msg: SipMessage): NameAddr[] | '*' {
+export function getContacts(msg: SipMessage): View<NameAddr>[] | '*' {
   const values = getHeaders(msg, 'Contact');
   if (values.length === 1 && values[0] === '*') return '*';
   const key = headerKey('Contact');
-  const out: NameAddr[] = [];
+  const out: View<NameAddr>[] = [];
   for (const h of msg.headers) {
     if (keyOf(h) !== key) continue;
     if (h.value === '*') throw bad('"*" Contact mixed with others');
@@ -466,12 +469,11 @@ export function createResponse(req: SipRequest, status: number, options: Respons
   }
   if (status > 100) {
     const toHeader = headers.find((h) => h.name === 'To');
-    if (toHeader) {
-      const to = parseNameAddr(toHeader.value);
-      if (!to.params.has('tag')) {
-        to.params.set('tag', options.toTag ?? generateTag());
-        toHeader.value = formatNameAddr(to);
-      }
+    // The request's parsed To (a view: parsed once per message), copied only to add our tag.
+    const to = toHeader ? getTo(req) : undefined;
+    if (toHeader && to && !to.params.has('tag')) {
+      const tagged = new Map(to.params).set('tag', options.toTag ?? generateTag());
+      toHeader.value = formatNameAddr({ ...to, params: tagged });
     }
   } else {
     const ts = getHeader(req, 'Timestamp');

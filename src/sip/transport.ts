@@ -13,6 +13,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { SipParseError } from './errors.js';
 import { formatNameAddr, parseNameAddr, type Via } from './grammar.js';
+import type { View } from './view.js';
 import { parseHeaderLines, resolveLimits } from './headers.js';
 import {
   generateTag,
@@ -100,24 +101,18 @@ function sameAddress(viaHost: string, address: string): boolean {
  */
 export function stampVia(msg: SipRequest, source: Endpoint): boolean {
   const via = getTopVia(msg);
-  let changed = false;
-  if (via.rport === true) {
-    via.rport = source.port;
-    via.received = source.address;
-    changed = true;
-  } else if (!sameAddress(via.host, source.address)) {
-    via.received = source.address;
-    changed = true;
-  }
-  if (changed) setTopVia(msg, via);
-  return changed;
+  let stamped: View<Via> | undefined;
+  if (via.rport === true) stamped = { ...via, rport: source.port, received: source.address };
+  else if (!sameAddress(via.host, source.address)) stamped = { ...via, received: source.address };
+  if (stamped) setTopVia(msg, stamped);
+  return stamped !== undefined;
 }
 
 /**
  * §18.2.2 (with RFC 3581 §4): where a response goes when the request's connection is not usable:
  * `maddr`, else `received` with the `rport` port for unreliable transports, else the sent-by.
  */
-export function responseDestination(via: Via): Endpoint {
+export function responseDestination(via: View<Via>): Endpoint {
   const transport: TransportKind = via.transport === 'UDP' ? 'udp' : 'tcp';
   const defaultPort = via.port ?? 5060;
   const maddr = via.params.get('maddr');

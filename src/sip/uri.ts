@@ -9,6 +9,7 @@
  */
 import { CharClass } from './chars.js';
 import { bad } from './errors.js';
+import type { View } from './view.js';
 
 /** Parameters in order of appearance; names lower-cased; `null` for a parameter without `=value`. */
 export type Params = Map<string, string | null>;
@@ -34,7 +35,7 @@ export interface AbsoluteUri {
 
 export type Uri = SipUri | AbsoluteUri;
 
-export function isSipUri(uri: Uri): uri is SipUri {
+export function isSipUri(uri: View<Uri>): uri is View<SipUri> {
   return 'host' in uri;
 }
 
@@ -187,7 +188,7 @@ export function parseUri(text: string): Uri {
   return uri;
 }
 
-export function formatUri(uri: Uri): string {
+export function formatUri(uri: View<Uri>): string {
   if (!isSipUri(uri)) return `${uri.scheme}:${uri.opaque}`;
   let out = uri.scheme + ':';
   if (uri.user !== undefined) {

@@ -38,6 +38,7 @@ import {
   type SipUri,
   type Uri,
 } from '../../src/sip/message.js';
+import type { View } from '../../src/sip/view.js';
 import { int, pick, prng, randomString, TORTURE_DIR } from './helpers.js';
 
 const load = (name: string): Buffer => readFileSync(join(TORTURE_DIR, name));
@@ -52,7 +53,7 @@ function res(m: SipMessage): SipResponse {
   return m;
 }
 
-function sip(uri: Uri): SipUri {
+function sip(uri: View<Uri>): View<SipUri> {
   assert.ok(isSipUri(uri), `expected a SIP URI, got ${formatUri(uri)}`);
   return uri;
 }
@@ -665,6 +666,33 @@ describe('parsed header views', () => {
       value: 'Bob <sip:bob@example.com>',
     });
     assert.equal(serialize(m).toString().split('\r\n')[3], 'From: <sip:alice@example.com>;tag=aa');
+  });
+
+  test('views are shared, so their types are read-only all the way down; a change is made on a copy', () => {
+    const m = msg();
+    // The lines below must not compile: the moment a view's type lets one of them through,
+    // `npm run typecheck` (in CI) fails on the unused expect-error directive above it.
+    /* eslint-disable @typescript-eslint/no-unsafe-call -- calls to methods a view has not */
+    const mutations = (): void => {
+      // @ts-expect-error a view's maps are ReadonlyMaps
+      getTo(m).params.set('tag', 'x');
+      // @ts-expect-error a view's fields are read-only
+      getTopVia(m).received = '192.0.2.9';
+      // @ts-expect-error nested values too (the URI inside a name-addr)
+      sip(getFrom(m).uri).params.delete('lr');
+      // @ts-expect-error the Request-URI is shared with requests built from this one
+      sip(req(m).uri).user = 'mallory';
+    };
+    /* eslint-enable @typescript-eslint/no-unsafe-call */
+    void mutations;
+    // What code does instead: copy, then change the copy. The message keeps its To.
+    const tagged = { ...getTo(m), params: new Map(getTo(m).params).set('tag', 'b1') };
+    assert.equal(formatNameAddr(tagged), '"Bob" <sip:bob@example.com>;tag=b1');
+    assert.equal(getTo(m).params.has('tag'), false);
+    // A response adds its To tag the same way, without touching the request's view.
+    const r = createResponse(req(m), 180, { toTag: 't9' });
+    assert.equal(getHeader(r, 'To'), '"Bob" <sip:bob@example.com>;tag=t9');
+    assert.equal(formatNameAddr(getTo(m)), '"Bob" <sip:bob@example.com>');
   });
 });
 
