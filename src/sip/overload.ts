@@ -130,6 +130,11 @@ export class OverloadControl {
     }
   }
 
+  /** Whether any new work is being refused now (cheap: read for every datagram). */
+  get shedding(): boolean {
+    return this.share > 0;
+  }
+
   /** Whether to take on a new call or registration now; false counts it as shed. */
   admit(): boolean {
     if (this.share === 0) return true;

@@ -23,6 +23,7 @@ import {
   type GuardOptions,
 } from './registrar.js';
 import { OverloadControl, retryAfterSeconds, type OverloadOptions, type OverloadStats } from './overload.js';
+import { quickResponse, quickScan } from './quick-reject.js';
 import { Router, TrunkDirectory, type TrunkConfig } from './routing.js';
 import { SipDirectory, type DirectoryChange, type DirectoryStats } from './directory.js';
 import { EventHub } from '../events/hub.js';
@@ -214,14 +215,30 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     udp.startProbe(overload.intervalMs, Math.max(1000, 5 * overload.targetDelayMs), (ms, probe, final) =>
       overload.measure(ms, probe, final),
     );
+    // Over UDP new work is refused before it is parsed (see quick-reject.ts): a datagram the quick
+    // scan reads is decided here, once; one it cannot read is parsed and taken.
+    udp.beforeParse = (data, source) => {
+      if (!overload.shedding) return false;
+      const scan = quickScan(data);
+      if (scan === undefined) return false;
+      if (scan === 'ack') return true;
+      if (overload.admit()) return false;
+      const retryAfter = [{ name: 'Retry-After', value: String(retryAfterSeconds()) }];
+      const res = quickResponse(scan, source, 503, 'Service Unavailable', retryAfter);
+      // A top Via that does not parse: the full parser drops the message as malformed.
+      if (!res) return false;
+      udp.send(res.data, res.dest).catch((err: unknown) => logger.debug({ err }, 'SIP: 503 not sent'));
+      return true;
+    };
   }
   /**
    * New work (a registration or a new call) is refused statelessly while overloaded. A request
    * that carries credentials answers our challenge: it was let in one round trip ago, so it goes
    * on (refusing it would waste that round trip, and a phone's every call would be at risk twice).
    */
-  const shed = (req: SipRequest, tx: ServerTransaction): boolean => {
-    if (!overload) return false;
+  const shed = (req: SipRequest, tx: ServerTransaction, source: Endpoint): boolean => {
+    // Over UDP the quick path decided before the message was parsed.
+    if (!overload || source.transport === 'udp') return false;
     if (hasHeader(req, 'Proxy-Authorization') || hasHeader(req, 'Authorization')) return false;
     if (overload.admit()) return false;
     ua.replyStatelessly(tx, 503, {
@@ -242,7 +259,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     }
     switch (req.method) {
       case 'REGISTER':
-        if (shed(req, tx)) return;
+        if (shed(req, tx, source)) return;
         void registrar.handle(req, tx, source);
         return;
       case 'OPTIONS':
@@ -261,7 +278,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
         b2bua.handleRequest(req, tx, source);
         return;
       case 'INVITE':
-        if (tagOf(getTo(req)) === undefined && shed(req, tx)) return;
+        if (tagOf(getTo(req)) === undefined && shed(req, tx, source)) return;
         b2bua.handleRequest(req, tx, source);
         return;
       default:

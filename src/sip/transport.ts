@@ -100,12 +100,16 @@ function sameAddress(viaHost: string, address: string): boolean {
  * the Via changed.
  */
 export function stampVia(msg: SipRequest, source: Endpoint): boolean {
-  const via = getTopVia(msg);
-  let stamped: View<Via> | undefined;
-  if (via.rport === true) stamped = { ...via, rport: source.port, received: source.address };
-  else if (!sameAddress(via.host, source.address)) stamped = { ...via, received: source.address };
+  const stamped = stampedVia(getTopVia(msg), source);
   if (stamped) setTopVia(msg, stamped);
   return stamped !== undefined;
+}
+
+/** The top Via as stampVia leaves it; undefined when it needs no change. */
+export function stampedVia(via: View<Via>, source: Endpoint): View<Via> | undefined {
+  if (via.rport === true) return { ...via, rport: source.port, received: source.address };
+  if (!sameAddress(via.host, source.address)) return { ...via, received: source.address };
+  return undefined;
 }
 
 /**
@@ -278,6 +282,11 @@ export class UdpTransport implements Transport {
   readonly kind = 'udp';
   readonly reliable = false;
   private probe: UdpProbe | undefined;
+  /**
+   * Sees each datagram before it is parsed; true when it dealt with it (overload control's quick
+   * refusal: see quick-reject.ts).
+   */
+  beforeParse: ((data: Buffer, source: Endpoint) => boolean) | undefined;
 
   private constructor(
     private readonly socket: UdpSocket,
@@ -311,6 +320,11 @@ export class UdpTransport implements Transport {
     socket.on('message', (data, rinfo) => {
       if (transport.probe?.take(data, rinfo.address, rinfo.port)) return;
       const source: Endpoint = { transport: 'udp', address: rinfo.address, port: rinfo.port };
+      try {
+        if (transport.beforeParse?.(data, source)) return;
+      } catch (err) {
+        ctx.logger.error({ err, source }, 'SIP/UDP: the quick path threw; parsing the message in full');
+      }
       // A datagram of only CRLFs is a keep-alive (RFC 5626 §3.5.1 uses them on UDP too via STUN; many
       // phones send bare CRLFs): nothing to parse.
       if (onlyLineBreaks(data)) return;
