@@ -69,7 +69,11 @@ export interface WorkerBatch {
   /** Left in the database with the batch (see THREAD_MARK). */
   mark: number;
 }
-export type WorkerReply = { id: number; lastSeq: number } | { id: number; error: string };
+export type WorkerReply =
+  | { id: number; lastSeq: number }
+  | { id: number; error: string }
+  /** Sent once, when the thread has its connection (its code is loaded and compiled). */
+  | { ready: true };
 
 /**
  * The writer thread: a worker on its own SQLite connection. One batch at a time (the writer waits
@@ -81,10 +85,21 @@ class WriterThread {
   private nextId = 1;
   /** Set once the worker is gone (failed to start, crashed, or closed). */
   dead: Error | undefined;
+  /** Resolves when the thread is ready to write, or is gone. */
+  readonly ready: Promise<void>;
+  /** Whether the thread said it is ready. */
+  isReady = false;
 
   constructor(file: string, onDeath: (err: Error) => void, exitAfterCommit: boolean) {
     this.worker = startWorker(file, exitAfterCommit);
+    let ready = (): void => {};
+    this.ready = new Promise((resolve) => (ready = resolve));
     this.worker.on('message', (reply: WorkerReply) => {
+      if ('ready' in reply) {
+        this.isReady = true;
+        ready();
+        return;
+      }
       const w = this.waiting;
       if (!w || w.id !== reply.id) return;
       this.waiting = undefined;
@@ -99,6 +114,7 @@ class WriterThread {
       // its mark before it writes it again (see BatchedWriter.run).
       this.waiting?.reject(err);
       this.waiting = undefined;
+      ready();
       onDeath(err);
     };
     this.worker.on('error', die);
@@ -195,6 +211,27 @@ export class BatchedWriter {
 
   private thread: WriterThread | undefined;
   private closing = false;
+
+  /**
+   * Resolves when the writer thread (if any) has loaded its code and opened its connection, or is
+   * gone, or after `timeoutMs`. Starting it takes about 2 s of CPU under tsx (compiling its modules),
+   * which, overlapping the first calls, made a new server shed calls it could take a moment later.
+   */
+  async ready(timeoutMs: number): Promise<void> {
+    if (!this.thread) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.thread.ready,
+      // Not unref'd: whoever waits for the thread keeps the process alive (the worker does not).
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Whether the writer thread is up and has its connection (false without a thread). */
+  get threadReady(): boolean {
+    return this.thread !== undefined && !this.thread.dead && this.thread.isReady;
+  }
 
   /** Where batches are written: `thread` (a worker on its own SQLite connection) or `inline`. */
   get mode(): 'thread' | 'inline' {

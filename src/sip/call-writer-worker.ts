@@ -11,6 +11,7 @@ const { file, exitAfterCommit } = workerData as { file: string; exitAfterCommit:
 const port = parentPort;
 if (!port) throw new Error('call-writer-worker runs as a worker thread');
 const handle = await createDatabase(`sqlite:${file}`);
+port.postMessage({ ready: true } satisfies WorkerReply);
 
 // Batches come one at a time (the writer waits for each answer), so they are written in order.
 port.on('message', (batch: WorkerBatch) => {

@@ -78,6 +78,8 @@ export interface SipServerOptions {
    * `false` turns it off. It needs the UDP transport.
    */
   overload?: OverloadOptions | false;
+  /** Tests: the server stays in its startup window (bound, not yet taking work) until this settles. */
+  startupGate?: Promise<void>;
 }
 
 export interface SipServer {
@@ -123,7 +125,15 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     ...(options.transports ? { transports: options.transports } : {}),
     ...(options.advertisedHost !== undefined ? { advertisedHost: options.advertisedHost } : {}),
   });
-  let dispatch: (req: SipRequest, tx: ServerTransaction | undefined, source: Endpoint) => void = () => {};
+  // Until the server is ready (below), a request is answered 503 with Retry-After: without an
+  // answer its transaction would absorb the phone's retransmissions and time it out after 32 s.
+  let dispatch: (req: SipRequest, tx: ServerTransaction | undefined, source: Endpoint) => void = (
+    req,
+    tx,
+  ) => {
+    if (tx && req.method !== 'ACK')
+      ua.replyStatelessly(tx, 503, { headers: [{ name: 'Retry-After', value: '1' }] });
+  };
   const layer = new TransactionLayer({
     transport,
     clock,
@@ -247,6 +257,9 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     return true;
   };
 
+  // Calls are taken once the call-event writer is ready (see BatchedWriter.ready).
+  await writer.ready(10_000);
+  await options.startupGate;
   dispatch = (req, tx, source) => {
     if (!tx) {
       if (req.method === 'ACK') b2bua.handleAck(req);

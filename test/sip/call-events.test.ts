@@ -286,6 +286,25 @@ forEachDialect('call-event writer', (ctx) => {
     );
   });
 
+  test('ready(): waits until the writer thread has loaded and opened its connection; without a thread it does not wait', async () => {
+    const writer = new BatchedWriter(ctx.handle, quiet);
+    try {
+      assert.equal(writer.threadReady, false);
+      const started = performance.now();
+      await writer.ready(60_000);
+      assert.ok(performance.now() - started < 50_000, 'ready() ran into its timeout');
+      assert.equal(writer.threadReady, ctx.dialect === 'sqlite');
+      // A thread that cannot start: ready() does not wait for it.
+      const broken = new BatchedWriter({ ...ctx.handle, sqliteFile: '/dev/null/cannot.db' }, quiet);
+      await broken.ready(60_000);
+      assert.equal(broken.threadReady, false);
+      assert.equal(broken.mode, 'inline');
+      await broken.close();
+    } finally {
+      await writer.close();
+    }
+  });
+
   test('a writer thread that cannot start leaves the writer writing in this thread, nothing lost', async (t) => {
     if (ctx.dialect !== 'sqlite') return t.skip('SQLite only (the writer thread)');
     const { orgId } = await newOrg();

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { generateCallId, getHeaders } from '../../src/sip/message.js';
 import { startSipServer } from '../../src/sip/server.js';
-import { telephony, type Account, type Telephony } from './peers.js';
+import { telephony, waitBound, type Account, type Telephony } from './peers.js';
 import { authorization, challengeOf, contact, register, request, ua, type Ua } from './node-ua.js';
 
 const GUARD = { maxFailures: 3, blockMs: 60_000 };
@@ -92,6 +92,34 @@ describe('registrar', () => {
       events.map((e) => e.type),
       ['device.registered', 'device.unregistered'],
     );
+  });
+
+  test('a server still starting answers 503 with Retry-After (no request waits unanswered), then takes work', async () => {
+    // Restarted on the same port; held in its startup window (bound, not ready) by the gate.
+    const same = t.server.port;
+    await t.server.close();
+    let open = (): void => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const starting = startSipServer({
+      database: t.tdb.handle,
+      host: '127.0.0.1',
+      port: same,
+      secret: Buffer.alloc(32, 9),
+      guard: GUARD,
+      startupGate: gate,
+    });
+    try {
+      await waitBound(same, 20_000);
+      const early = await client.send(request(client, 'OPTIONS', alice(), [], generateCallId(), 1));
+      assert.equal(early.status, 503);
+      assert.deepEqual(getHeaders(early, 'Retry-After'), ['1']);
+    } finally {
+      open();
+      t.server = await starting;
+    }
+    port = t.server.port;
+    const res = await client.send(request(client, 'OPTIONS', alice(), [], generateCallId(), 1));
+    assert.equal(res.status, 200);
   });
 
   test('expired bindings are swept with device.unregistered', async () => {
