@@ -15,7 +15,7 @@
  * would stamp it, and a To tag starting with {@link QUICK_TAG_PREFIX}; the ACK to such a 503 (a
  * hop-by-hop ACK that no transaction waits for) is recognised by that tag and dropped unparsed.
  */
-import { formatVia, parseVia, splitList } from './grammar.js';
+import { formatVia, parseVia, splitList, type Via } from './grammar.js';
 import { generateTag } from './message.js';
 import { responseDestination, stampedVia, type Endpoint } from './transport.js';
 
@@ -46,19 +46,19 @@ function startsWith(data: Buffer, prefix: Buffer): boolean {
 }
 
 /** The header's name in lower case, compact forms expanded (§7.3.3), for the few read here. */
-const NAMES: Record<string, string> = {
-  v: 'via',
-  via: 'via',
-  f: 'from',
-  from: 'from',
-  t: 'to',
-  to: 'to',
-  i: 'call-id',
-  'call-id': 'call-id',
-  cseq: 'cseq',
-  authorization: 'credentials',
-  'proxy-authorization': 'credentials',
-};
+const NAMES = new Map<string, string>([
+  ['v', 'via'],
+  ['via', 'via'],
+  ['f', 'from'],
+  ['from', 'from'],
+  ['t', 'to'],
+  ['to', 'to'],
+  ['i', 'call-id'],
+  ['call-id', 'call-id'],
+  ['cseq', 'cseq'],
+  ['authorization', 'credentials'],
+  ['proxy-authorization', 'credentials'],
+]);
 
 /** A `tag` header parameter after the URI (outside angle brackets). */
 function hasTag(nameAddr: string): boolean {
@@ -88,7 +88,7 @@ export function quickScan(data: Buffer): QuickRequest | 'ack' | undefined {
     const colon = line.indexOf(':');
     // A folded line (leading whitespace) or no name: the full parser's business.
     if (colon < 1 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) return undefined;
-    const name = NAMES[line.slice(0, colon).trimEnd().toLowerCase()];
+    const name = NAMES.get(line.slice(0, colon).trimEnd().toLowerCase());
     if (name === undefined) continue;
     if (name === 'credentials') return undefined;
     const value = line.slice(colon + 1).trim();
@@ -114,7 +114,7 @@ export function quickScan(data: Buffer): QuickRequest | 'ack' | undefined {
 
 /**
  * The stateless response to `req`, received from `source` over UDP, and where it goes (§18.2.2,
- * RFC 3581); undefined when the top Via does not parse (the full path then answers).
+ * RFC 3581); undefined when the top Via does not parse (the message then goes to the full parser).
  */
 export function quickResponse(
   req: QuickRequest,
@@ -123,7 +123,7 @@ export function quickResponse(
   reason: string,
   headers: readonly { name: string; value: string }[] = [],
 ): { data: Buffer; dest: Endpoint } | undefined {
-  let top;
+  let top: Via;
   let rest: string[];
   try {
     const [first, ...others] = splitList(req.vias[0]!);

@@ -67,6 +67,9 @@ describe('quick refusal: what the scan reads', () => {
       cseq: '12 INVITE',
     });
     assert.equal((quickScan(invite([], 'REGISTER')) as QuickRequest).method, 'REGISTER');
+    // Header names that are also names of object properties are just other headers.
+    const odd = quickScan(invite(['constructor: x', '__proto__: y', 'toString: z'])) as QuickRequest;
+    assert.equal(odd.callId, 'q-1@192.0.2.7');
   });
 
   test('compact forms and any case of header names', () => {
