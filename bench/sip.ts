@@ -560,9 +560,10 @@ try {
         // Each side first takes one step well below the limit, so that neither is measured while
         // V8 still compiles the code. Without it, run alone, the side measured first started cold
         // (at 700/s offered, 2-3x this machine's limit then: 180/s set up with control on, cold,
-        // against 199/s off, warm; with this warm-up, 308/s against 241/s). A cold server spends
-        // its first 2-3 s of calls at several times the CPU per call, so even the warm-up step
-        // may shed; it is not counted.
+        // against 199/s off, warm; with this warm-up, 308/s against 241/s). The warm-up is not
+        // counted: a cold server still spends more CPU per call in its first seconds (it shed 700-
+        // 1,100 of the warm-up's 1,000 calls while its writer thread started beside them; the
+        // server now waits for that thread before it takes calls, and sheds none).
         await rampCalls(
           `warm-up (not counted), overload control ${mode}`,
           await options(),
