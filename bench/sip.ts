@@ -561,9 +561,10 @@ try {
         // V8 still compiles the code. Without it, run alone, the side measured first started cold
         // (at 700/s offered, 2-3x this machine's limit then: 180/s set up with control on, cold,
         // against 199/s off, warm; with this warm-up, 308/s against 241/s). The warm-up is not
-        // counted: a cold server still spends more CPU per call in its first seconds (it shed 700-
-        // 1,100 of the warm-up's 1,000 calls while its writer thread started beside them; the
-        // server now waits for that thread before it takes calls, and sheds none).
+        // counted: a cold server still spends more CPU per call in its first seconds (546-706 of
+        // the warm-up's 1,000 calls failed, refused with 503, while its writer thread started
+        // beside them; the server now waits for that thread before it takes calls, and sheds
+        // none).
         await rampCalls(
           `warm-up (not counted), overload control ${mode}`,
           await options(),
