@@ -469,11 +469,13 @@ export function createResponse(req: SipRequest, status: number, options: Respons
   }
   if (status > 100) {
     const toHeader = headers.find((h) => h.name === 'To');
-    // The request's parsed To (a view: parsed once per message), copied only to add our tag.
-    const to = toHeader ? getTo(req) : undefined;
-    if (toHeader && to && !to.params.has('tag')) {
-      const tagged = new Map(to.params).set('tag', options.toTag ?? generateTag());
-      toHeader.value = formatNameAddr({ ...to, params: tagged });
+    if (toHeader) {
+      // The request's parsed To (a view: parsed once per message), copied only to add our tag.
+      const to = getTo(req);
+      if (!to.params.has('tag')) {
+        const tagged = new Map(to.params).set('tag', options.toTag ?? generateTag());
+        toHeader.value = formatNameAddr({ ...to, params: tagged });
+      }
     }
   } else {
     const ts = getHeader(req, 'Timestamp');

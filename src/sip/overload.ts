@@ -158,3 +158,8 @@ export class OverloadControl {
 export function retryAfterSeconds(random: () => number = Math.random): number {
   return 1 + Math.floor(random() * 3);
 }
+
+/** The Retry-After header of a 503 (§20.33): `seconds`, spread over 1 to 3 s by default. */
+export function retryAfterHeader(seconds: number = retryAfterSeconds()): { name: string; value: string } {
+  return { name: 'Retry-After', value: String(seconds) };
+}

@@ -22,7 +22,7 @@ import {
   Registrar,
   type GuardOptions,
 } from './registrar.js';
-import { OverloadControl, retryAfterSeconds, type OverloadOptions, type OverloadStats } from './overload.js';
+import { OverloadControl, retryAfterHeader, type OverloadOptions, type OverloadStats } from './overload.js';
 import { quickResponse, quickScan } from './quick-reject.js';
 import { Router, TrunkDirectory, type TrunkConfig } from './routing.js';
 import { SipDirectory, type DirectoryChange, type DirectoryStats } from './directory.js';
@@ -131,8 +131,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     req,
     tx,
   ) => {
-    if (tx && req.method !== 'ACK')
-      ua.replyStatelessly(tx, 503, { headers: [{ name: 'Retry-After', value: '1' }] });
+    if (tx && req.method !== 'ACK') ua.replyStatelessly(tx, 503, { headers: [retryAfterHeader(1)] });
   };
   const layer = new TransactionLayer({
     transport,
@@ -233,8 +232,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
       if (scan === undefined) return false;
       if (scan === 'ack') return true;
       if (overload.admit()) return false;
-      const retryAfter = [{ name: 'Retry-After', value: String(retryAfterSeconds()) }];
-      const res = quickResponse(scan, source, 503, 'Service Unavailable', retryAfter);
+      const res = quickResponse(scan, source, 503, 'Service Unavailable', [retryAfterHeader()]);
       // A top Via that does not parse: the full parser drops the message as malformed.
       if (!res) return false;
       udp.send(res.data, res.dest).catch((err: unknown) => logger.debug({ err }, 'SIP: 503 not sent'));
@@ -252,7 +250,7 @@ export async function startSipServer(options: SipServerOptions): Promise<SipServ
     if (hasHeader(req, 'Proxy-Authorization') || hasHeader(req, 'Authorization')) return false;
     if (overload.admit()) return false;
     ua.replyStatelessly(tx, 503, {
-      headers: [{ name: 'Retry-After', value: String(retryAfterSeconds()) }],
+      headers: [retryAfterHeader()],
     });
     return true;
   };
